@@ -1,0 +1,61 @@
+# GTA5 (source, labelled) -> Cityscapes (target, unlabelled) at DAFormer's resolution:
+# GTA5 resized to 1280x720, Cityscapes to 1024x512, 512x512 crops; validation on Cityscapes
+# val at 1024x512.
+# Prepare the data with tools/convert_datasets/{gta,cityscapes}.py (docs/datasets.md).
+gta_data_root = 'data/gta'
+cityscapes_data_root = 'data/cityscapes'
+crop_size = (512, 512)
+gta_train_pipeline = [
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='LoadAnnotationsChecked'),
+    dict(type='Resize', scale=(1280, 720), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+# Target labels are loaded for inspection only; the UDA wrappers never train on them.
+cityscapes_train_pipeline = [
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='LoadAnnotationsChecked'),
+    dict(type='Resize', scale=(1024, 512), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='Resize', scale=(1024, 512), keep_ratio=True),
+    dict(type='LoadAnnotationsChecked'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='UDADataset',
+        source=dict(
+            type='GTA5Dataset',
+            data_root=gta_data_root,
+            data_prefix=dict(img_path='images', seg_map_path='labels'),
+            pipeline=gta_train_pipeline),
+        target=dict(
+            type='CityscapesDataset',
+            data_root=cityscapes_data_root,
+            data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
+            pipeline=cityscapes_train_pipeline),
+        rare_class_sampling=dict(class_temp=0.01, min_pixels=3000, min_crop_ratio=0.5)))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CityscapesDataset',
+        data_root=cityscapes_data_root,
+        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator

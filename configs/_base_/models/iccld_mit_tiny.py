@@ -1,0 +1,56 @@
+# A tiny ICCLD for CPU training on 128x128 crops: MiT with 16-192 channels and one layer per
+# stage, a 2-level UNet and a narrow head. No pretrained weights.
+norm_cfg = dict(type='BN', requires_grad=True)
+num_classes = 19
+model = dict(
+    type='ICCLD',
+    data_preprocessor=None,  # the UDA wrapper owns it
+    pretrained=None,
+    diffusion_stage=1,
+    loss_ldm_weight=1.0,
+    detach_mask_estimate=True,
+    backbone=dict(
+        type='MixVisionTransformer',
+        in_channels=3,
+        embed_dims=16,
+        num_stages=4,
+        num_layers=[1, 1, 1, 1],
+        num_heads=[1, 2, 5, 8],
+        patch_sizes=[7, 3, 3, 3],
+        sr_ratios=[8, 4, 2, 1],
+        out_indices=(0, 1, 2, 3),
+        mlp_ratio=4,
+        qkv_bias=True,
+        drop_rate=0.0,
+        attn_drop_rate=0.0,
+        drop_path_rate=0.1),
+    neck=dict(
+        type='DiffusionLatentNeck',
+        in_channels=[16, 32, 80, 128],
+        num_classes=num_classes,
+        latent_channels=32,
+        latent_stride=4,
+        cond_channels=16,
+        mask_scale=1.0,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        num_train_timesteps=1000,
+        beta_schedule='squaredcos_cap_v2',
+        timestep_spacing='trailing',
+        norm_cfg=norm_cfg),
+    decode_head=dict(
+        type='InterCoderHead',
+        in_channels=[16, 32, 80, 128],
+        in_index=[0, 1, 2, 3],
+        channels=32,
+        latent_channels=32,
+        dilations=(1, 6, 12, 18),
+        dropout_ratio=0.1,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0, avg_non_ignore=False)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole', num_inference_steps=3, num_samples=1, seed=0))

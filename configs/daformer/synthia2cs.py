@@ -1,0 +1,10 @@
+# DAFormer (MiT-B5, DACS + rare class sampling + thing-class feature distance),
+# Synthia -> Cityscapes, 512x512 crops, 40k iterations. Paper: 60.9 mIoU (16 classes).
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/daformer_mitb5.py',
+    '../_base_/datasets/uda_synthia_to_cityscapes_512x512.py',
+    '../_base_/uda/dacs.py',
+    '../_base_/schedules/adamw_poly_40k.py',
+]
+model = dict(_base_.uda, _delete_=True, model=_base_.model)

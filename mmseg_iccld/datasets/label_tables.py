@@ -1,0 +1,93 @@
+"""Label id -> Cityscapes train id tables for GTA5, Synthia and Cityscapes.
+
+GTA5 labels use Cityscapes' label ids, so GTA5 and Cityscapes share the table that
+``cityscapesscripts`` ships (read from it, never retyped). Synthia (RAND-CITYSCAPES) has its
+own 23 class ids; its table follows the mapping DAFormer, HRDA and MIC use.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+from cityscapesscripts.helpers.labels import labels as _cityscapes_labels
+
+IGNORE_INDEX = 255
+NUM_TRAIN_CLASSES = 19
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """A complete map from a dataset's label ids to train ids.
+
+    Args:
+        name: Dataset name, used in error messages.
+        id_to_train_id: Train id (0..18, or 255 for ignored) of every id in ``[0, num_ids)``.
+        num_ids: Number of valid label ids; an id ``>= num_ids`` is unknown to the dataset.
+    """
+
+    name: str
+    id_to_train_id: Dict[int, int]
+    num_ids: int
+    lut: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(range(self.num_ids)) - set(self.id_to_train_id))
+        extra = sorted(set(self.id_to_train_id) - set(range(self.num_ids)))
+        if missing or extra:
+            raise ValueError(f'{self.name} label table: ids {missing} have no train id and '
+                             f'ids {extra} lie outside [0, {self.num_ids})')
+        bad = {k: v for k, v in self.id_to_train_id.items()
+               if not (0 <= v < NUM_TRAIN_CLASSES or v == IGNORE_INDEX)}
+        if bad:
+            raise ValueError(f'{self.name} label table: invalid train ids {bad}')
+        lut = np.full(self.num_ids, IGNORE_INDEX, dtype=np.uint8)
+        for label_id, train_id in self.id_to_train_id.items():
+            lut[label_id] = train_id
+        object.__setattr__(self, 'lut', lut)
+
+    def unknown_ids(self, label_ids: np.ndarray) -> List[int]:
+        """Ids in ``label_ids`` that the table does not know.
+
+        Args:
+            label_ids: Integer label map, any shape.
+
+        Returns:
+            The sorted distinct ids outside ``[0, num_ids)``; empty when all are known.
+        """
+        values = np.unique(label_ids)
+        return [int(v) for v in values if v < 0 or v >= self.num_ids]
+
+    def to_train_ids(self, label_ids: np.ndarray) -> np.ndarray:
+        """Map label ids to train ids.
+
+        Args:
+            label_ids: Integer label map ``(H, W)`` whose ids all lie in ``[0, num_ids)``
+                (check with :meth:`unknown_ids` first).
+
+        Returns:
+            ``(H, W)`` uint8 train ids, 255 where the id is ignored.
+        """
+        return self.lut[label_ids]
+
+
+def _cityscapes_id_to_train_id() -> Dict[int, int]:
+    # License plate has id -1 and cannot occur in an 8-bit label image; trainId -1 and 255 are
+    # both "not trained on" in cityscapesscripts.
+    return {
+        label.id: (label.trainId if 0 <= label.trainId < NUM_TRAIN_CLASSES else IGNORE_INDEX)
+        for label in _cityscapes_labels if label.id >= 0
+    }
+
+
+CITYSCAPES_TABLE = LabelTable('Cityscapes', _cityscapes_id_to_train_id(), num_ids=34)
+# GTA5 annotates with Cityscapes' label ids (Richter et al., 2016).
+GTA5_TABLE = LabelTable('GTA5', _cityscapes_id_to_train_id(), num_ids=34)
+
+# Synthia RAND-CITYSCAPES ids: 0 void, 1 sky, 2 building, 3 road, 4 sidewalk, 5 fence,
+# 6 vegetation, 7 pole, 8 car, 9 traffic sign, 10 pedestrian, 11 bicycle, 12 motorcycle,
+# 13 parking-slot, 14 road-work, 15 traffic light, 16 terrain, 17 rider, 18 truck, 19 bus,
+# 20 train, 21 wall, 22 lanemarking. Synthia's terrain, truck and train are not mapped, as in
+# the published protocol (16 classes).
+_SYNTHIA_TRAINED = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 10, 10: 11,
+                    17: 12, 8: 13, 19: 15, 12: 17, 11: 18}
+SYNTHIA_TABLE = LabelTable(
+    'Synthia', {i: _SYNTHIA_TRAINED.get(i, IGNORE_INDEX) for i in range(23)}, num_ids=23)

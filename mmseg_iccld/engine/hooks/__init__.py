@@ -1,0 +1,2 @@
+# Each module registers itself on import; add one import line per module.
+from . import iccld_step_hook  # noqa: F401

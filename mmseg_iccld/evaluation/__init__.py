@@ -1,0 +1,2 @@
+# Each module registers itself on import; add one import line per module.
+from . import synthia_metric  # noqa: F401

@@ -1,0 +1,3 @@
+# Each module registers itself on import; add one import line per module.
+from .iccld_losses import loss_adv_discriminator, loss_adv_generator, loss_ldm, loss_seg  # noqa
+from .pixel_weighted import bind_pixel_weighted_loss, loss_by_feat_weighted  # noqa: F401

@@ -1,0 +1,2 @@
+# Each module registers itself on import; add one import line per module.
+from .iccld import ICCLD  # noqa: F401

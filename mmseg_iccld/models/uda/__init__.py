@@ -1,0 +1,3 @@
+# Each module registers itself on import; add one import line per module.
+from .dacs import DACS  # noqa: F401
+from .iccld_uda import ICCLDUDA  # noqa: F401

@@ -1,0 +1,88 @@
+"""The DACS mean teacher: an exponential moving average of the student.
+
+mmengine's ``ExponentialMovingAverage`` averages as ``ema = (1 - m) * ema + m * x``. DAFormer's
+teacher uses ``m = 1 - alpha_t`` with the warm-up ``alpha_t = min(1 - 1 / (t + 1), alpha)``, so
+early teachers follow the student closely. Here ``t`` is the teacher's ``steps`` buffer, which
+checkpoints save: the first update copies the student (``steps`` 0), and the update after the
+optimizer step of iteration ``i`` has ``steps = i + 1``, the iteration index DAFormer uses when
+it updates at the start of the next iteration.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import ExponentialMovingAverage
+from mmseg.registry import MODELS
+from torch import Tensor
+from torch.nn.modules.dropout import _DropoutNd
+
+
+def disable_dropout(module: nn.Module) -> None:
+    """Put the dropout and drop-path layers of ``module`` in eval mode, leaving the rest.
+
+    Other backbones bring their own ``DropPath`` (timm's, for one), so it is matched by class
+    name as well.
+
+    Args:
+        module: Any module; changed in place.
+    """
+    for m in module.modules():
+        if isinstance(m, (_DropoutNd, DropPath)) or type(m).__name__ == 'DropPath':
+            m.training = False
+
+
+@MODELS.register_module()
+class EMATeacher(ExponentialMovingAverage):
+    """DAFormer's EMA teacher, with the ``min(1 - 1 / (t + 1), alpha)`` warm-up.
+
+    Parameters are averaged; buffers (BN statistics) are copied from the student at every
+    update (``update_buffers=False``). The teacher runs in train mode like the student (so
+    BN uses batch statistics, as in DAFormer), but dropout and drop path never switch on.
+
+    Args:
+        model: The student (unwrapped, not a DDP wrapper); it is deep-copied.
+        alpha: Final EMA decay (DAFormer: 0.999).
+        device: Device of the copy; None keeps the student's.
+    """
+
+    def __init__(self, model: nn.Module, alpha: float = 0.999,
+                 device: Optional[torch.device] = None) -> None:
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f'alpha must be in (0, 1), got {alpha}')
+        super().__init__(model, momentum=1.0 - alpha, interval=1, device=device,
+                         update_buffers=False)
+        self.alpha = alpha
+        self._current_alpha = alpha
+        disable_dropout(self.module)
+
+    def alpha_at(self, steps: int) -> float:
+        """EMA decay of the update made when the ``steps`` buffer equals ``steps`` (>= 1)."""
+        return min(1.0 - 1.0 / (steps + 1), self.alpha)
+
+    def update_parameters(self, model: nn.Module) -> None:
+        """Copy the student (first call) or average it in (later calls).
+
+        Args:
+            model: The student (unwrapped).
+        """
+        # one host read per update, not one per parameter inside avg_func
+        self._current_alpha = self.alpha_at(int(self.steps))
+        super().update_parameters(model)
+
+    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
+        """``ema = alpha_t * ema + (1 - alpha_t) * x``, in place, as DAFormer computes it.
+
+        Args:
+            averaged_param: Teacher parameter.
+            source_param: Student parameter.
+            steps: Value of the ``steps`` buffer (the decay was computed from it already).
+        """
+        alpha = self._current_alpha
+        averaged_param.mul_(alpha).add_(source_param, alpha=1.0 - alpha)
+
+    def train(self, mode: bool = True) -> 'EMATeacher':
+        """Set train/eval mode; dropout and drop path stay off."""
+        super().train(mode)
+        disable_dropout(self.module)
+        return self

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs mmseg_iccld and everything it needs into the active virtual environment, or into
+# .venv in the repository root when none is active. Safe to re-run: when everything is
+# present at the right version it returns in seconds.
+#
+# Why the steps are ordered like this:
+#   * torch 2.13.0 first, so nothing later pulls a newer CUDA build from the index.
+#   * setuptools<70 because mmcv 2.1.0's setup.py imports pkg_resources.
+#   * mmcv 2.1.0 has no wheel for current Python/torch: it is built from source with its ops
+#     (mmseg 1.2.2 imports mmcv.ops), without build isolation (an isolated build would
+#     download a fresh torch). pip caches the built wheel, so only the first install pays.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+source "$root/scripts/env.sh"
+py="$PY"
+if [ -z "${VIRTUAL_ENV:-}" ] && [ ! -x "$py" ]; then
+  echo "[install] creating $root/.venv"
+  python3 -m venv .venv
+fi
+
+check() {
+  "$py" - <<'PY'
+import importlib.metadata as md, importlib.util, sys
+want = {'torch': None, 'mmcv': '2.1.0', 'mmengine': '0.10.7', 'mmsegmentation': '1.2.2',
+        'diffusers': None, 'kornia': None, 'cityscapesscripts': None, 'ftfy': None,
+        'mmseg_iccld': None, 'pytest': None}
+for name, version in want.items():
+    try:
+        have = md.version(name)
+    except md.PackageNotFoundError:
+        sys.exit(f'missing {name}')
+    if version and have != version:
+        sys.exit(f'{name} {have} != {version}')
+# mmcv must carry its compiled ops (mmseg imports mmcv.ops)
+spec = importlib.util.find_spec('mmcv')
+import pathlib
+if not list(pathlib.Path(spec.origin).parent.glob('_ext*.so')):
+    sys.exit('mmcv has no compiled ops')
+PY
+}
+
+if check 2>/dev/null; then
+  echo "[install] everything is installed ($py)"
+  exit 0
+fi
+
+# pip's own notes about index locations it skips are noise here
+pip() { "$py" -m pip "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+pip install -q --upgrade pip
+if ! "$py" -c 'import torch' 2>/dev/null; then
+  echo "[install] torch 2.13.0 (CPU wheel)"
+  pip install -q torch==2.13.0
+fi
+pip install -q "setuptools<70" wheel ninja
+if ! "$py" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' 2>/dev/null; then
+  echo "[install] mmcv 2.1.0 with ops (built from source the first time: ~10 minutes)"
+  MMCV_WITH_OPS=1 pip install -q --no-build-isolation mmcv==2.1.0
+fi
+echo "[install] OpenMMLab, diffusers, kornia, cityscapesscripts and the plugin"
+pip install -q mmengine==0.10.7 mmsegmentation==1.2.2 diffusers kornia cityscapesscripts ftfy \
+  regex pytest tqdm matplotlib
+pip install -q --no-build-isolation --no-deps -e .
+check
+echo "[install] done ($py)"

@@ -1,0 +1,75 @@
+"""The ICCLD model configs build, and the tiny one trains and predicts on 128x128 crops."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+
+import mmseg_iccld  # noqa: F401  (registers the modules)
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+CONFIGS = osp.join(osp.dirname(__file__), '..', 'configs', '_base_', 'models')
+
+
+@pytest.fixture(autouse=True, scope='module')
+def single_thread():
+    # small tensors gain little from threads, and on a busy machine OpenMP threads spin-wait
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def load(name: str) -> Config:
+    return Config.fromfile(osp.join(CONFIGS, name))
+
+
+def test_mitb5_config_is_segformer_mit_b5_with_iccld_parts():
+    cfg = load('iccld_mitb5.py')
+    backbone = cfg.model.backbone
+    assert (backbone.type, backbone.embed_dims) == ('MixVisionTransformer', 64)
+    assert backbone.num_layers == [3, 6, 40, 3] and backbone.num_heads == [1, 2, 5, 8]
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint='pretrained/mit_b5.pth')
+    assert cfg.model.data_preprocessor is None
+    assert cfg.model.test_cfg == dict(mode='whole', num_inference_steps=3, num_samples=1,
+                                      seed=0)
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'ICCLD' and not model.in_stage2
+    assert model.decode_head.num_classes == 19 and model.neck.latent_stride == 4
+    assert model.neck.unet.config.block_out_channels == (32, 64, 128)
+    assert model.neck.unet.config.in_channels == 19 + 64
+
+
+def test_tiny_config_trains_and_predicts_on_128_crops():
+    cfg = load('iccld_mit_tiny.py')
+    assert cfg.model.backbone.get('init_cfg') is None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.set_diffusion_stage(2)
+    inputs = torch.randn(2, 3, 128, 128)
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, 128, 128)))
+        sample.set_metainfo(dict(img_shape=(128, 128), ori_shape=(128, 128),
+                                 pad_shape=(128, 128)))
+        samples.append(sample)
+
+    model.train()
+    losses = model.loss(inputs, samples, return_noise_pred=True)
+    assert losses.pop('noise_pred').shape == (2, 19, 32, 32)
+    assert losses.pop('noise').shape == (2, 19, 32, 32)
+    assert losses.pop('timesteps').shape == (2, )
+    total = losses['decode.loss_ce'] + losses['loss_ldm']
+    total.backward()
+    # a fresh head predicts near-uniform classes: L_seg about log 19
+    assert losses['decode.loss_ce'].item() == pytest.approx(torch.tensor(19.0).log().item(),
+                                                            rel=0.1)
+    assert losses['loss_ldm'].item() > 0
+
+    model.eval()
+    with torch.no_grad():
+        results = model.predict(inputs, samples)
+    assert results[0].pred_sem_seg.data.shape == (1, 128, 128)

@@ -1,0 +1,254 @@
+"""ICCLD's UDA wrapper: step 2 iterations, gradient isolation between generator and
+discriminator, the shared draw, and the step-switch hook."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import mmseg_iccld  # noqa: F401
+from mmseg_iccld.engine.hooks.iccld_step_hook import ICCLDStepHook
+from mmseg_iccld.models.losses import loss_adv_generator
+
+register_all_modules(init_default_scope=True)
+
+SIZE = 64
+NUM_CLASSES = 19
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def build_uda(**kwargs):
+    torch.manual_seed(0)
+    student = dict(
+        type='ICCLD',
+        backbone=dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1, 1, 1, 1],
+                      num_heads=[1, 2, 5, 8], drop_path_rate=0.0),
+        neck=dict(type='DiffusionLatentNeck', in_channels=[8, 16, 40, 64],
+                  num_classes=NUM_CLASSES, latent_channels=16, cond_channels=8,
+                  block_out_channels=(16, 32), norm_num_groups=8),
+        decode_head=dict(type='InterCoderHead', in_channels=[8, 16, 40, 64],
+                         in_index=[0, 1, 2, 3], channels=16, latent_channels=16,
+                         num_classes=NUM_CLASSES, norm_cfg=dict(type='BN'),
+                         align_corners=False,
+                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole', num_inference_steps=2, seed=0))
+    cfg = dict(
+        type='ICCLDUDA',
+        model=student,
+        discriminator=dict(type='DomainDiscriminator', in_channels=NUM_CLASSES,
+                           channels=(8, 16)),
+        data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,
+                               bgr_to_rgb=True, size_divisor=32, seg_pad_val=255),
+        pseudo_margins=(0, 0, 0, 0))
+    cfg.update(kwargs)
+    uda = MODELS.build(ConfigDict(cfg))
+    uda.init_weights()
+    return uda.train()
+
+
+def build_optim(uda):
+    return build_optim_wrapper(
+        uda,
+        dict(constructor='MultiOptimWrapperConstructor',
+             model=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)),
+             discriminator=dict(type='OptimWrapper',
+                                optimizer=dict(type='Adam', lr=1e-3, betas=(0.5, 0.999)))))
+
+
+def uda_batch(n: int = 2, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
+    label = torch.zeros(1, SIZE, SIZE, dtype=torch.long)
+    label[:, :SIZE // 2] = 10  # sky over road, a car in the middle, a person
+    label[:, 24:40, 16:48] = 13
+    label[:, 40:56, 50:58] = 11
+    for _ in range(n):
+        meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
+        for prefix in ('', 'target_'):
+            batch[f'{prefix}inputs'].append(
+                torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator))
+            sample = SegDataSample(metainfo=meta)
+            if not prefix:
+                sample.gt_sem_seg = PixelData(data=label.clone())
+            batch[f'{prefix}data_samples'].append(sample)
+    return batch
+
+
+def params(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def changed(before, module):
+    return {name for name, p in module.named_parameters() if not torch.equal(before[name], p)}
+
+
+def test_step1_is_dacs_and_leaves_unet_and_discriminator_alone():
+    uda = build_uda()
+    optim = build_optim(uda)
+    unet, disc = params(uda.model.neck.unet), params(uda.discriminator)
+    log = uda.train_step(uda_batch(), optim)
+    assert 'tgt.loss_ldm' not in log and 'dis.loss' not in log
+    assert {'src.decode.loss_ce', 'mix.decode.loss_ce', 'pseudo_weight'} <= set(log)
+    assert not changed(unet, uda.model.neck.unet)
+    assert not changed(disc, uda.discriminator)
+
+
+def test_step2_iteration_trains_every_part_and_logs_every_term():
+    uda = build_uda()
+    optim = build_optim(uda)
+    uda.train_step(uda_batch(seed=1), optim)  # iteration 0: teacher copies the student
+    uda.set_training_step(2, lambda_adv=0.5)
+    assert uda.student.in_stage2 and uda.teacher.module.in_stage2
+    before = dict(unet=params(uda.model.neck.unet), disc=params(uda.discriminator),
+                  backbone=params(uda.model.backbone), head=params(uda.model.decode_head))
+    log = uda.train_step(uda_batch(seed=2), optim)
+
+    expected = {'loss', 'src.decode.loss_ce', 'src.loss_ldm', 'src.loss_adv_gen',
+                'src.loss_feat_dist', 'mix.decode.loss_ce', 'mix.loss_ldm',
+                'mix.loss_adv_gen', 'tgt.loss_ldm', 'tgt.loss_adv_gen', 'dis.loss',
+                'dis.acc_src', 'dis.acc_mix', 'dis.acc_tgt', 'pseudo_weight', 'lambda_adv'}
+    assert expected <= set(log)
+    assert all(torch.isfinite(v).all() for v in log.values())
+    assert log['lambda_adv'].item() == pytest.approx(0.5)
+    # the discriminator's loss is the mean CE over three domains: log 3 for a blind one
+    assert 0 < log['dis.loss'].item() < 5
+    assert changed(before['unet'], uda.model.neck.unet)
+    assert changed(before['disc'], uda.discriminator)
+    assert changed(before['backbone'], uda.model.backbone)
+    assert changed(before['head'], uda.model.decode_head)
+
+
+def test_generator_loss_gives_no_gradient_to_the_discriminator():
+    uda = build_uda()
+    noise_pred = torch.randn(2, NUM_CLASSES, 16, 16, requires_grad=True)
+    loss = loss_adv_generator(uda.discriminate_without_grad(noise_pred))
+    loss.backward()
+    assert all(p.grad is None for p in uda.discriminator.parameters())
+    assert noise_pred.grad is not None and noise_pred.grad.abs().sum() > 0
+    # and the value is the discriminator's own output
+    with torch.no_grad():
+        direct = loss_adv_generator(uda.discriminator(noise_pred))
+    torch.testing.assert_close(loss.detach(), direct)
+
+
+def test_discriminator_loss_gives_no_gradient_to_the_student():
+    """In train_step's order: the generator terms backward first (the generator graph holds
+    detached views of the discriminator's weights, so f_dis may only step afterwards), then
+    the discriminator's step leaves the student's gradients exactly as they were."""
+    uda = build_uda()
+    optim = build_optim(uda)
+    uda.set_training_step(2, lambda_adv=1.0)
+    losses = uda.source_losses(*_preprocessed_source(uda), return_noise_pred=True)
+    noise_preds = []
+    uda.add_generator_loss(losses, noise_preds)
+    assert not noise_preds[0].requires_grad
+    losses['loss_adv_gen'].backward()
+    student_grads = {n: p.grad.clone() for n, p in uda.model.named_parameters()
+                     if p.grad is not None}
+    # the generator term does reach eps_theta and the encoder
+    for prefix in ('neck.unet.', 'backbone.'):
+        assert sum(g.abs().sum() for n, g in student_grads.items() if n.startswith(prefix)) > 0
+
+    disc_before = params(uda.discriminator)
+    uda.discriminator_step(optim['discriminator'], noise_preds * 3)
+    assert changed(disc_before, uda.discriminator)  # the discriminator did learn
+    for name, p in uda.model.named_parameters():
+        if name in student_grads:
+            assert torch.equal(p.grad, student_grads[name]), name
+        else:
+            assert p.grad is None, name
+
+
+def test_discriminator_targets_and_accuracy_per_domain():
+    uda = build_uda()
+    optim = OptimWrapper(torch.optim.SGD(uda.discriminator.parameters(), lr=0.0))
+    noise_preds = [torch.randn(2, NUM_CLASSES, 8, 8) for _ in range(3)]
+    with torch.no_grad():
+        logits = [uda.discriminator(n) for n in noise_preds]
+    log = uda.discriminator_step(optim, noise_preds)
+    expected_loss = sum(torch.nn.functional.cross_entropy(l, torch.full((2, ), d))
+                        for d, l in enumerate(logits)) / 3
+    assert log['dis.loss'].item() == pytest.approx(expected_loss.item(), rel=1e-5)
+    for d, name in enumerate(('src', 'mix', 'tgt')):
+        accuracy = (logits[d].argmax(1) == d).float().mean().item()
+        assert log[f'dis.acc_{name}'].item() == pytest.approx(accuracy)
+
+
+def test_one_draw_of_noise_and_timesteps_serves_all_three_domains(monkeypatch):
+    uda = build_uda()
+    optim = build_optim(uda)
+    uda.train_step(uda_batch(), optim)
+    uda.set_training_step(2, lambda_adv=0.1)
+    seen = []
+    student_loss = type(uda.student).loss
+
+    def spy(self, inputs, data_samples, **kwargs):
+        losses = student_loss(self, inputs, data_samples, **kwargs)
+        seen.append((losses['noise'], losses['timesteps'], kwargs))
+        return losses
+
+    monkeypatch.setattr(type(uda.student), 'loss', spy)
+    uda.train_step(uda_batch(seed=3), optim)
+    assert len(seen) == 3
+    (noise, timesteps, source_kwargs), mixed, target = seen
+    assert source_kwargs.get('noise') is None  # the source pass draws
+    for other_noise, other_timesteps, _ in (mixed, target):
+        assert other_noise is noise and other_timesteps is timesteps
+    assert target[2]['with_seg'] is False and target[2]['condition_grad'] is True
+
+
+def test_target_pass_without_condition_grad_keeps_the_encoder_out():
+    uda = build_uda(target_condition_grad=False)
+    uda.set_training_step(2, lambda_adv=1.0)
+    inputs, samples = _preprocessed_source(uda)
+    losses = uda.target_losses(inputs, samples, torch.randn(2, NUM_CLASSES, 16, 16),
+                               torch.tensor([5, 500]))
+    noise_preds = []
+    uda.add_generator_loss(losses, noise_preds)
+    (losses['loss_ldm'] + losses['loss_adv_gen']).backward()
+    assert all(p.grad is None for p in uda.model.backbone.parameters())
+    assert sum(p.grad.abs().sum() for p in uda.model.neck.unet.parameters()
+               if p.grad is not None) > 0
+
+
+def test_step2_without_a_discriminator_optimizer_is_a_clear_error():
+    uda = build_uda()
+    uda.set_training_step(2, lambda_adv=0.1)
+    wrapper = OptimWrapper(torch.optim.SGD(uda.model.parameters(), lr=0.1))
+    with pytest.raises(KeyError, match='discriminator'):
+        uda.train_step(uda_batch(), OptimWrapperDict(model=wrapper))
+
+
+def test_step_hook_switches_at_the_configured_iteration_and_ramps_lambda():
+    hook = ICCLDStepHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4)
+    assert [hook.step_at(i) for i in (0, 9, 10, 11)] == [1, 1, 2, 2]
+    assert [hook.lambda_adv_at(i) for i in (9, 10, 11, 13, 50)] == pytest.approx(
+        [0.0, 0.05, 0.1, 0.2, 0.2])
+
+    uda = build_uda()
+    runner = SimpleNamespace(model=uda, iter=9, logger=SimpleNamespace(info=lambda msg: None))
+    hook.before_train_iter(runner, batch_idx=0)
+    assert uda.training_step == 1 and uda.lambda_adv == 0
+    runner.iter = 10
+    hook.before_train_iter(runner, batch_idx=0)
+    assert uda.training_step == 2 and uda.teacher.module.in_stage2
+    assert uda.lambda_adv == pytest.approx(0.05)
+
+
+def test_step_hook_refuses_a_model_without_steps():
+    hook = ICCLDStepHook(switch_iter=1)
+    runner = SimpleNamespace(model=torch.nn.Linear(1, 1), iter=0)
+    with pytest.raises(TypeError, match='ICCLD UDA model'):
+        hook.before_train_iter(runner, batch_idx=0)
+
+
+def _preprocessed_source(uda):
+    data = uda.data_preprocessor(uda_batch(), True)
+    return data['inputs'], data['data_samples']

@@ -1,0 +1,269 @@
+"""Training-iteration time, peak memory and inference latency of several configs, measured in
+one process so that ratios between them are not at the mercy of a shared machine's load.
+
+    python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20] [--rounds 4] [--amp bfloat16]
+        [--iccld-steps 1 2] [--latency-k 0 1 3 10] [--out benchmarks/results/NAME]
+
+Each entry is a config (and, for ICCLD, a training step or an inference K). Training is timed
+on generated batches of the config's own batch size and crop size (the data loader is not
+part of the figure); entries are timed in interleaved rounds and the median iteration is
+reported. Peak memory is CUDA's ``max_memory_allocated`` on a GPU; on the CPU it is the peak
+resident set size of a fresh child process that builds the entry and trains it for a few
+iterations. Inference latency is one ``test_step`` (preprocessing, prediction, resizing to the
+original size) on an image of the config's test resolution.
+
+Writes ``NAME.json`` and ``NAME.md`` (a markdown table, with ratios to the first config).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+from tools._common import exit_on_user_error, load_config  # noqa: E402
+from tools.benchmark_batches import (find_crop_size, find_test_size,  # noqa: E402
+                                     make_test_batch, make_train_batch)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('configs', nargs='+', help='config files; the first is the baseline')
+    parser.add_argument('--iters', type=int, default=20, help='timed iterations per entry')
+    parser.add_argument('--rounds', type=int, default=4,
+                        help='interleaved rounds the timed iterations are split into')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed iterations first')
+    parser.add_argument('--amp', choices=['float16', 'bfloat16'], default=None,
+                        help='train with AMP (GPU only)')
+    parser.add_argument('--iccld-steps', type=int, nargs='+', default=[1, 2],
+                        help='ICCLD training steps to time')
+    parser.add_argument('--latency-k', type=int, nargs='+', default=[0, 1, 3, 10],
+                        help='ICCLD inference steps K to time')
+    parser.add_argument('--latency-iters', type=int, default=10)
+    parser.add_argument('--no-train', action='store_true', help='only inference latency')
+    parser.add_argument('--no-latency', action='store_true', help='only training')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', default=None,
+                        help='output path without extension (default: benchmarks/results/'
+                        '<date>-<device>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='overrides applied to every config')
+    parser.add_argument('--child-memory', default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+class Entry:
+    """One measured thing: a model built from a config, trained or queried in one mode."""
+
+    def __init__(self, config: str, args, step: int = None):
+        from mmengine.optim import build_optim_wrapper
+        from mmengine.registry import init_default_scope
+
+        from mmseg.registry import MODELS
+        self.config = config
+        self.step = step
+        self.cfg = load_config(config, args.cfg_options)
+        init_default_scope(self.cfg.get('default_scope', 'mmseg'))
+        self.device = torch.device(args.device)
+        torch.manual_seed(0)
+        # weights stay random: timing does not depend on them, and no pretrained file is needed
+        self.model = MODELS.build(self.cfg.model).to(self.device)
+        self.is_iccld = hasattr(self.model, 'set_training_step')
+        self.is_uda = 'target' in self.cfg.train_dataloader.dataset or hasattr(
+            self.model, 'teacher')
+        if self.is_iccld and step is not None:
+            self.model.set_training_step(step, lambda_adv=0.01)
+        optim_cfg = self.cfg.optim_wrapper.copy()
+        if args.amp:
+            from tools._common import apply_amp
+            holder = type(self.cfg)(dict(optim_wrapper=optim_cfg))
+            apply_amp(holder, args.amp)
+            optim_cfg = holder.optim_wrapper
+        self.optim_wrapper = build_optim_wrapper(self.model, optim_cfg)
+        self.batch_size = self.cfg.train_dataloader.batch_size
+        self.crop = find_crop_size(self.cfg)
+        self.test_size = find_test_size(self.cfg)
+
+    @property
+    def name(self) -> str:
+        base = osp.splitext(osp.relpath(self.config))[0]
+        return f'{base} (step {self.step})' if self.step is not None else base
+
+    def train_iters(self, n: int) -> list:
+        """Run n training iterations; return their durations in seconds."""
+        self.model.train()
+        times = []
+        for i in range(n):
+            batch = make_train_batch(self.batch_size, self.crop, self.is_uda, seed=i)
+            _sync(self.device)
+            start = time.perf_counter()
+            self.model.train_step(batch, self.optim_wrapper)
+            _sync(self.device)
+            times.append(time.perf_counter() - start)
+        return times
+
+    def latency(self, n: int, k: int = None) -> list:
+        """Time n single-image test steps (ICCLD with K = k inference steps)."""
+        student = getattr(self.model, 'model', self.model)
+        student = getattr(student, 'module', student)
+        if k is not None:
+            student.test_cfg['num_inference_steps'] = k
+        self.model.eval()
+        batch = make_test_batch(self.test_size)
+        times = []
+        with torch.no_grad():
+            for _ in range(n):
+                _sync(self.device)
+                start = time.perf_counter()
+                self.model.test_step(batch)
+                _sync(self.device)
+                times.append(time.perf_counter() - start)
+        return times
+
+
+def _sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _child_peak_rss_mb(config: str, step, args) -> float:
+    """Peak RSS of a fresh process that builds the entry and trains it for a few iterations."""
+    command = [sys.executable, osp.abspath(__file__), config, '--child-memory',
+               str(step), '--device', args.device]
+    if args.cfg_options:
+        command += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f'memory measurement of {config} failed:\n{out.stderr[-2000:]}')
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _run_child_memory(args) -> None:
+    step = None if args.child_memory == 'None' else int(args.child_memory)
+    entry = Entry(args.configs[0], args, step)
+    entry.train_iters(3)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _device_name(device: str) -> str:
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(0)
+    return f'CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, ' \
+           f'{torch.get_num_threads()} torch threads)'
+
+
+def measure(args) -> dict:
+    entries = []
+    for config in args.configs:
+        probe = Entry(config, args)
+        steps = args.iccld_steps if probe.is_iccld else [None]
+        entries += [probe if step is None else Entry(config, args, step) for step in steps]
+    results = {e.name: dict(config=e.config, step=e.step, batch_size=e.batch_size,
+                            crop=list(e.crop)) for e in entries}
+
+    if not args.no_train:
+        for entry in entries:
+            entry.train_iters(args.warmup)
+        per_round = max(1, args.iters // args.rounds)
+        times = {e.name: [] for e in entries}
+        peaks = {e.name: 0 for e in entries}
+        for _ in range(args.rounds):
+            for entry in entries:
+                if entry.device.type == 'cuda':
+                    torch.cuda.reset_peak_memory_stats()
+                times[entry.name] += entry.train_iters(per_round)
+                if entry.device.type == 'cuda':
+                    peaks[entry.name] = max(peaks[entry.name],
+                                            torch.cuda.max_memory_allocated() / 2**20)
+        for entry in entries:
+            r = results[entry.name]
+            r['train_iter_s'] = statistics.median(times[entry.name])
+            r['train_iter_s_mean'] = statistics.fmean(times[entry.name])
+            r['train_iters_timed'] = len(times[entry.name])
+            if entry.device.type == 'cuda':
+                r['peak_memory_mb'] = peaks[entry.name]
+                r['peak_memory_kind'] = 'cuda max_memory_allocated'
+            else:
+                r['peak_memory_mb'] = _child_peak_rss_mb(entry.config, entry.step, args)
+                r['peak_memory_kind'] = 'peak RSS of a child process (CPU)'
+
+    if not args.no_latency:
+        seen = set()
+        for entry in entries:
+            if entry.config in seen:
+                continue
+            seen.add(entry.config)
+            ks = args.latency_k if entry.is_iccld else [None]
+            if entry.is_iccld:
+                entry.model.set_training_step(2, lambda_adv=0.0)
+            for k in ks:
+                entry.latency(2, k)  # warm-up
+                lat = entry.latency(args.latency_iters, k)
+                name = osp.splitext(osp.relpath(entry.config))[0] + (
+                    f' (K={k})' if k is not None else '')
+                results.setdefault(name, dict(config=entry.config, k=k))
+                results[name]['latency_s'] = statistics.median(lat)
+                results[name]['test_size'] = list(entry.test_size)
+    return results
+
+
+def to_markdown(report: dict) -> str:
+    rows = report['entries']
+    baseline = osp.splitext(osp.relpath(report['configs'][0]))[0]
+    base = rows.get(baseline, {})
+    lines = [f"Device: {report['device']}; torch {report['torch']}; "
+             f"AMP: {report['amp'] or 'off'}; {report['date']}", '',
+             '| entry | batch | crop | train iter (s) | x baseline | peak memory (MB) | '
+             'latency (s) | x baseline | test size |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for name, r in rows.items():
+        def ratio(key):
+            return f'{r[key] / base[key]:.2f}' if key in r and base.get(key) else ''
+
+        def fmt(key, spec):
+            return format(r[key], spec) if key in r else ''
+
+        batch = f"{r['batch_size']}+{r['batch_size']}" if 'batch_size' in r else ''
+        crop = 'x'.join(map(str, r['crop'])) if 'crop' in r else ''
+        size = 'x'.join(map(str, r['test_size'][::-1])) if 'test_size' in r else ''
+        lines.append(f"| {name} | {batch} | {crop} | {fmt('train_iter_s', '.3f')} | "
+                     f"{ratio('train_iter_s')} | {fmt('peak_memory_mb', '.0f')} | "
+                     f"{fmt('latency_s', '.3f')} | {ratio('latency_s')} | {size} |")
+    return '\n'.join(lines) + '\n'
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child_memory is not None:
+        return _run_child_memory(args)
+    results = measure(args)
+    report = dict(
+        date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        device=_device_name(args.device), torch=torch.__version__, amp=args.amp,
+        configs=args.configs, iters=args.iters, rounds=args.rounds,
+        cfg_options={k: str(v) for k, v in args.cfg_options.items()}, entries=results)
+    out = args.out or osp.join(
+        'benchmarks', 'results',
+        datetime.now().strftime('%Y%m%d-%H%M') + ('-gpu' if args.device != 'cpu' else '-cpu'))
+    os.makedirs(osp.dirname(out) or '.', exist_ok=True)
+    with open(out + '.json', 'w') as f:
+        json.dump(report, f, indent=2)
+    with open(out + '.md', 'w') as f:
+        f.write(to_markdown(report))
+    print(to_markdown(report))
+    print(f'written: {out}.json, {out}.md')
+
+
+if __name__ == '__main__':
+    main()
