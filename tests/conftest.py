@@ -1,7 +1,18 @@
 """Shared fixtures."""
 import pytest
+import torch
 
 from mmseg_iccld.datasets.synthetic import BenchmarkPaths, generate_benchmark
+
+
+@pytest.fixture(autouse=True, scope='session')
+def single_thread():
+    """One intra-op thread: the tests' tiny tensors gain nothing from more, and on a busy
+    machine OpenMP threads only spin-wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

@@ -15,15 +15,6 @@ STAGE_CHANNELS = [8, 16, 40, 64]
 NUM_CLASSES = 3
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    # tiny tensors gain nothing from threads, and on a busy machine OpenMP threads spin-wait
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build_neck(**overrides):
     cfg = dict(
         type='DiffusionLatentNeck',

@@ -13,15 +13,6 @@ from mmseg.structures import SegDataSample
 CONFIGS = osp.join(osp.dirname(__file__), '..', 'configs', '_base_', 'models')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    # small tensors gain little from threads, and on a busy machine OpenMP threads spin-wait
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIGS, name))
 

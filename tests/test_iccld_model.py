@@ -13,15 +13,6 @@ from mmseg_iccld.models.losses import loss_ldm
 NUM_CLASSES = 4
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    # tiny tensors gain nothing from threads, and on a busy machine OpenMP threads spin-wait
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build_model(stage: int = 1, **test_cfg):
     torch.manual_seed(0)
     cfg = ConfigDict(

@@ -1,12 +1,17 @@
-"""Pieces shared by the command-line tools: config loading, AMP, CPU distribution, errors."""
+"""Pieces shared by the command-line tools: config loading, AMP, CPU distribution, errors,
+checkpoints."""
+import contextlib
 import functools
 import os
+import re
 import sys
+from typing import Dict, Tuple
 
 # Errors caused by what the user gave (a missing file, a bad dataset, a config naming an
-# unknown module). The tools print their message without a traceback; set
+# unknown module, an optional package a config needs, such as tensorboard or wandb for a
+# visualization backend). The tools print their message without a traceback; set
 # MMSEG_ICCLD_TRACEBACK=1 to see it anyway.
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, KeyError, ValueError)
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, KeyError, ValueError, ImportError)
 
 
 def _short_message(error: BaseException) -> str:
@@ -99,3 +104,128 @@ def set_cpu_distributed_backend(cfg) -> None:
     import torch
     if not torch.cuda.is_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+
+
+# mmengine's message for a config ``type`` that no registry knows (registry/build_functions.py)
+_UNREGISTERED = re.compile(r'(\S+) is not in the (\S+) registry')
+
+
+class UnknownModuleError(ValueError):
+    """A config names a module type that is not registered."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint cannot be read, or its weights do not fit the model of the config."""
+
+
+@contextlib.contextmanager
+def explain_unknown_modules(config: str):
+    """Turn mmengine's registry ``KeyError`` into one line naming the type and the config.
+
+    mmengine raises it deep inside nested builds (a head inside a segmentor inside a UDA
+    wrapper), with a message about registries and a link; the user needs the misspelt name.
+
+    Args:
+        config: The config file, for the message.
+
+    Raises:
+        UnknownModuleError: For an unregistered ``type``; other errors pass unchanged.
+    """
+    try:
+        yield
+    except KeyError as error:
+        match = _UNREGISTERED.search(str(error))
+        if match is None:
+            raise
+        name, registry = match.group(1).strip('`\'"'), match.group(2).split('::')[-1]
+        raise UnknownModuleError(
+            f"config {config} names an unknown {registry} type '{name}' (not registered: a "
+            f"typo, or a module missing from custom_imports)") from error
+
+
+def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
+    """Load a checkpoint file and its state dict (``module.`` prefixes of DDP removed).
+
+    Args:
+        path: Checkpoint file (an mmengine checkpoint or a bare state dict).
+
+    Returns:
+        tuple: the checkpoint's ``meta`` dict (empty when absent) and its state dict.
+
+    Raises:
+        FileNotFoundError: When the file does not exist.
+        CheckpointMismatchError: When it is not a readable checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    import mmseg_iccld  # noqa: F401  (the torch >= 2.6 loader of mmengine checkpoints)
+    try:
+        checkpoint = _load_checkpoint(path, map_location='cpu')
+    except Exception as error:  # torch raises several types for files that are no checkpoint
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise CheckpointMismatchError(f'checkpoint {path} cannot be read '
+                                      f'({type(error).__name__}: {reason})') from error
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointMismatchError(f'checkpoint {path} holds no state dict')
+    state = {(k[len('module.'):] if k.startswith('module.') else k): v
+             for k, v in state.items()}
+    meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
+    return meta if isinstance(meta, dict) else {}, state
+
+
+def sub_state_dict(state: Dict[str, object], prefix: str) -> Dict[str, object]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def check_state_dict(expected: Dict[str, object], state: Dict[str, object], checkpoint: str,
+                     model: str, limit: int = 3) -> None:
+    """Raise unless ``state`` has exactly the keys and shapes of ``expected``.
+
+    mmengine only warns about missing and unexpected keys, and then evaluates a partly
+    random network; a checkpoint of another model must stop the tool instead.
+
+    Args:
+        expected: The model's state dict.
+        state: The checkpoint's weights for that model.
+        checkpoint: The checkpoint file, for the message.
+        model: What the weights are for (e.g. the config and the model type), for the message.
+        limit: How many offending keys to name per kind.
+
+    Raises:
+        CheckpointMismatchError: Naming the checkpoint, the counts and a few keys.
+    """
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [f'{k} {tuple(state[k].shape)} in the checkpoint, {tuple(expected[k].shape)} '
+                f'in the model' for k in expected
+                if k in state and hasattr(state[k], 'shape')
+                and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or reshaped):
+        return
+
+    def some(keys):
+        return ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
+
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} of the model\'s {len(expected)} keys missing '
+                        f'({some(missing)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected keys ({some(unexpected)})')
+    if reshaped:
+        problems.append(f'{len(reshaped)} shape mismatches ({some(reshaped)})')
+    raise CheckpointMismatchError(f'checkpoint {checkpoint} does not fit {model}: '
+                                  + '; '.join(problems))
+
+
+def student_prefix(model) -> str:
+    """The state-dict prefix of a UDA wrapper's student (``'model.'``), or '' for a segmentor.
+
+    Args:
+        model: The model the config builds, unwrapped from DDP.
+    """
+    return 'model.' if hasattr(model, 'student') and hasattr(model, 'teacher') else ''

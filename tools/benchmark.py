@@ -3,6 +3,7 @@ one process so that ratios between them are not at the mercy of a shared machine
 
     python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20] [--rounds 4] [--amp bfloat16]
         [--iccld-steps 1 2] [--latency-k 0 1 3 10] [--out benchmarks/results/NAME]
+        [--crop H W] [--test-size H W]
 
 Each entry is a config (and, for ICCLD, a training step or an inference K). Training is timed
 on generated batches of the config's own batch size and crop size (the data loader is not
@@ -19,12 +20,13 @@ import json
 import os
 import os.path as osp
 import platform
-import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
+from typing import Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -56,6 +58,11 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=None,
                         help='output path without extension (default: benchmarks/results/'
                         '<date>-<device>)')
+    parser.add_argument('--crop', type=int, nargs=2, metavar=('H', 'W'), default=None,
+                        help='training crop instead of the config\'s (e.g. a smaller one for '
+                        'real-size models on a CPU)')
+    parser.add_argument('--test-size', type=int, nargs=2, metavar=('H', 'W'), default=None,
+                        help='inference image size instead of the config\'s test resize')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides applied to every config')
     parser.add_argument('--child-memory', default=None, help=argparse.SUPPRESS)
@@ -91,8 +98,8 @@ class Entry:
             optim_cfg = holder.optim_wrapper
         self.optim_wrapper = build_optim_wrapper(self.model, optim_cfg)
         self.batch_size = self.cfg.train_dataloader.batch_size
-        self.crop = find_crop_size(self.cfg)
-        self.test_size = find_test_size(self.cfg)
+        self.crop = tuple(args.crop) if args.crop else find_crop_size(self.cfg)
+        self.test_size = tuple(args.test_size) if args.test_size else find_test_size(self.cfg)
 
     @property
     def name(self) -> str:
@@ -136,23 +143,47 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _child_peak_rss_mb(config: str, step, args) -> float:
-    """Peak RSS of a fresh process that builds the entry and trains it for a few iterations."""
+def _child_peak_rss_mb(config: str, step, args) -> Tuple[float, float]:
+    """Peak RSS while a fresh process trains the entry, and its growth over the RSS the
+    process had just before training (MB)."""
     command = [sys.executable, osp.abspath(__file__), config, '--child-memory',
                str(step), '--device', args.device]
+    if args.crop:
+        command += ['--crop'] + [str(v) for v in args.crop]
     if args.cfg_options:
         command += ['--cfg-options'] + [f'{k}={v}' for k, v in args.cfg_options.items()]
     out = subprocess.run(command, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f'memory measurement of {config} failed:\n{out.stderr[-2000:]}')
-    return float(out.stdout.strip().splitlines()[-1])
+    peak, growth = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), float(growth)
+
+
+def _current_rss_mb() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 
 
 def _run_child_memory(args) -> None:
+    """Train a few iterations while a thread samples the RSS (the high-water mark of the
+    process is useless here: importing the libraries already sets it)."""
     step = None if args.child_memory == 'None' else int(args.child_memory)
     entry = Entry(args.configs[0], args, step)
+    entry.train_iters(1)
+    before = _current_rss_mb()
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _current_rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     entry.train_iters(3)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    done.set()
+    sampler.join()
+    print(f'{peak[0]:.1f} {peak[0] - before:.1f}')
 
 
 def _device_name(device: str) -> str:
@@ -194,8 +225,11 @@ def measure(args) -> dict:
                 r['peak_memory_mb'] = peaks[entry.name]
                 r['peak_memory_kind'] = 'cuda max_memory_allocated'
             else:
-                r['peak_memory_mb'] = _child_peak_rss_mb(entry.config, entry.step, args)
-                r['peak_memory_kind'] = 'peak RSS of a child process (CPU)'
+                peak, growth = _child_peak_rss_mb(entry.config, entry.step, args)
+                r['peak_memory_mb'] = peak
+                r['train_memory_growth_mb'] = growth
+                r['peak_memory_kind'] = ('sampled RSS of a child process while it trains '
+                                         '(CPU); growth: over its RSS before training')
 
     if not args.no_latency:
         seen = set()
@@ -222,10 +256,11 @@ def to_markdown(report: dict) -> str:
     baseline = osp.splitext(osp.relpath(report['configs'][0]))[0]
     base = rows.get(baseline, {})
     lines = [f"Device: {report['device']}; torch {report['torch']}; "
-             f"AMP: {report['amp'] or 'off'}; {report['date']}", '',
+             f"AMP: {report['amp'] or 'off'}; {report['date']}; "
+             f"`{report.get('command', '')}`", '',
              '| entry | batch | crop | train iter (s) | x baseline | peak memory (MB) | '
-             'latency (s) | x baseline | test size |',
-             '|---|---|---|---|---|---|---|---|---|']
+             'training growth (MB) | latency (s) | x baseline | test size |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for name, r in rows.items():
         def ratio(key):
             return f'{r[key] / base[key]:.2f}' if key in r and base.get(key) else ''
@@ -238,7 +273,8 @@ def to_markdown(report: dict) -> str:
         size = 'x'.join(map(str, r['test_size'][::-1])) if 'test_size' in r else ''
         lines.append(f"| {name} | {batch} | {crop} | {fmt('train_iter_s', '.3f')} | "
                      f"{ratio('train_iter_s')} | {fmt('peak_memory_mb', '.0f')} | "
-                     f"{fmt('latency_s', '.3f')} | {ratio('latency_s')} | {size} |")
+                     f"{fmt('train_memory_growth_mb', '.0f')} | {fmt('latency_s', '.3f')} | "
+                     f"{ratio('latency_s')} | {size} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -249,9 +285,11 @@ def main(argv=None):
         return _run_child_memory(args)
     results = measure(args)
     report = dict(
+        command='python tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         device=_device_name(args.device), torch=torch.__version__, amp=args.amp,
         configs=args.configs, iters=args.iters, rounds=args.rounds,
+        crop=args.crop, test_size=args.test_size,
         cfg_options={k: str(v) for k, v in args.cfg_options.items()}, entries=results)
     out = args.out or osp.join(
         'benchmarks', 'results',

@@ -8,6 +8,7 @@ Differences from mmseg's own tools/train.py:
   asserts a single ``OptimWrapper``); the dtype is bfloat16 where the GPU supports it.
 - Without a GPU, distributed runs use the gloo backend (CPU).
 - Pretrained files named by the config are checked before anything is built.
+- A config naming an unregistered module type gets one line naming the type and the config.
 """
 import argparse
 import os
@@ -18,8 +19,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import (apply_amp, exit_on_user_error, load_config,  # noqa: E402
-                           set_cpu_distributed_backend)
+from tools._common import (apply_amp, exit_on_user_error,  # noqa: E402
+                           explain_unknown_modules, load_config, set_cpu_distributed_backend)
 
 
 def parse_args():
@@ -72,11 +73,9 @@ def main():
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    with explain_unknown_modules(args.config):
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -30,4 +30,6 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # RNG states in checkpoints: --resume continues exactly as an uninterrupted run
+    rng_state=dict(type='RNGStateHook'),
     visualization=dict(type='SegVisualizationHook'))

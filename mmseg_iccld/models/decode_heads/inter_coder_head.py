@@ -167,4 +167,3 @@ class InterCoderHead(BaseDecodeHead):
         if tuple(x.shape[2:]) == tuple(size):
             return x
         return resize(x, size=size, mode='bilinear', align_corners=self.align_corners)
-

@@ -28,6 +28,8 @@ from torch import Tensor
 from ..losses.pixel_weighted import bind_pixel_weighted_loss, weighted_data_samples
 from .classmix import class_mix, class_mix_masks, color_jitter, gaussian_blur
 from .feature_distance import feature_distance_loss
+from .loss_guard import NonFiniteLossGuard
+from .masking import MaskedImageConsistency
 from .pseudo_label import pseudo_label_from_logits, pseudo_weight_map
 from .teacher import EMATeacher
 
@@ -69,6 +71,10 @@ class DACS(BaseModel):
             for all pixels. DAFormer: the Cityscapes thing classes.
         imnet_feature_dist_scale_min_ratio: Majority ratio a feature cell's class needs when
             the label is downscaled to the feature grid. DAFormer: 0.75.
+        nonfinite: What a NaN or infinite loss term does: ``'raise'`` or ``'skip'`` the step.
+        mask_consistency: MIC's masked image consistency (``docs/method.md``, MIC): the
+            arguments of :class:`MaskedImageConsistency` (``mask_ratio``,
+            ``mask_block_size``, ``loss_weight``, ``color_augmentation``); None turns it off.
         init_cfg: Initialisation config of this wrapper (the student has its own).
     """
 
@@ -84,6 +90,8 @@ class DACS(BaseModel):
                  imnet_feature_dist_lambda: float = 0.005,
                  imnet_feature_dist_classes: Optional[Sequence[int]] = CITYSCAPES_THING_CLASSES,
                  imnet_feature_dist_scale_min_ratio: float = 0.75,
+                 nonfinite: str = 'raise',
+                 mask_consistency: Optional[dict] = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if len(pseudo_margins) != 4:
@@ -106,6 +114,13 @@ class DACS(BaseModel):
         self.imnet_feature_dist_classes = (None if imnet_feature_dist_classes is None else
                                            tuple(imnet_feature_dist_classes))
         self.imnet_feature_dist_scale_min_ratio = imnet_feature_dist_scale_min_ratio
+        self.mask_consistency = (None if mask_consistency is None else
+                                 MaskedImageConsistency(**mask_consistency))
+        if self.mask_consistency is not None and type(self).train_step is not DACS.train_step:
+            # a subclass with its own iteration would silently skip the masked loss
+            raise ValueError(f'{type(self).__name__} has its own train_step, which does not '
+                             'run the masked image consistency (mask_consistency)')
+        self.loss_guard = NonFiniteLossGuard(nonfinite)
 
         head = self.model.decode_head
         head = head[-1] if isinstance(head, nn.ModuleList) else head
@@ -169,13 +184,14 @@ class DACS(BaseModel):
                 ``'model'`` entry is.
 
         Returns:
-            Detached log variables: ``loss`` (total), ``src.*``, ``mix.*`` and
-            ``pseudo_weight``.
+            Detached log variables: ``loss`` (total), ``src.*``, ``mix.*``,
+            ``masked.*`` (with MIC) and ``pseudo_weight``.
         """
         optim_wrapper = self.student_optim_wrapper(optim_wrapper)
         data = self.data_preprocessor(data, True)
         if int(self.teacher.steps) == 0:
             self.initialize_frozen_copies()
+        self.loss_guard.begin(self)
 
         with optim_wrapper.optim_context(self.model):
             losses = self.source_losses(data['inputs'], data['data_samples'])
@@ -191,14 +207,30 @@ class DACS(BaseModel):
             losses = self.mixed_losses(mixed_inputs, mixed_samples)
         mix_loss, mix_log = self.backward_losses(optim_wrapper, losses, 'mix')
 
-        optim_wrapper.step()
-        optim_wrapper.zero_grad()
-        self.update_teacher()
+        # MIC: after the mixed loss, its own backward, before the one optimizer step
+        masked_loss, masked_log = 0.0, OrderedDict()
+        if self.mask_consistency is not None:
+            masked_inputs, masked_samples = self.mask_consistency.masked_batch(
+                data['target_inputs'], data['target_data_samples'], pseudo_labels,
+                pseudo_weights, self.photometric_augmentation)
+            with optim_wrapper.optim_context(self.model):
+                losses = self.mask_consistency.weigh(
+                    self.model(masked_inputs, masked_samples, mode='loss'))
+            masked_loss, masked_log = self.backward_losses(optim_wrapper, losses, 'masked')
 
-        log_vars = OrderedDict(loss=src_loss + mix_loss)
+        if self.loss_guard.skip_step():
+            optim_wrapper.zero_grad()
+        else:
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+            self.update_teacher()
+
+        log_vars = OrderedDict(loss=src_loss + mix_loss + masked_loss)
         log_vars.update(src_log)
         log_vars.update(mix_log)
+        log_vars.update(masked_log)
         log_vars['pseudo_weight'] = pseudo_weight
+        log_vars.update(self.loss_guard.log_vars())
         return log_vars
 
     # ------------------------------------------------------------- steps of an iteration
@@ -396,7 +428,9 @@ class DACS(BaseModel):
         Returns:
             tuple: the detached total and the detached, prefixed log variables.
         """
-        loss, log_vars = self.parse_losses(add_prefix(losses, prefix))
+        losses = add_prefix(losses, prefix)
+        self.loss_guard.check(losses)  # raises here, before the backward, under 'raise'
+        loss, log_vars = self.parse_losses(losses)
         optim_wrapper.backward(loss)
         log_vars.pop('loss')
         return loss.detach(), OrderedDict((k, v.detach()) for k, v in log_vars.items())

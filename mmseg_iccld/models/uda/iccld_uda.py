@@ -104,6 +104,7 @@ class ICCLDUDA(DACS):
         data = self.data_preprocessor(data, True)
         if int(self.teacher.steps) == 0:
             self.initialize_frozen_copies()
+        self.loss_guard.begin(self)
 
         noise_preds: List[Tensor] = []
         with model_wrapper.optim_context(self.model):
@@ -134,16 +135,19 @@ class ICCLDUDA(DACS):
             self.add_generator_loss(losses, noise_preds)
         tgt_loss, tgt_log = self.backward_losses(model_wrapper, losses, 'tgt')
 
-        model_wrapper.step()
+        if not self.loss_guard.skip_step():
+            model_wrapper.step()
         model_wrapper.zero_grad()
         dis_log = self.discriminator_step(optim_wrapper['discriminator'], noise_preds)
-        self.update_teacher()
+        if not self.loss_guard.skip_step():
+            self.update_teacher()
 
         log_vars = OrderedDict(loss=src_loss + mix_loss + tgt_loss)
         for part in (src_log, mix_log, tgt_log, dis_log):
             log_vars.update(part)
         log_vars['pseudo_weight'] = pseudo_weight
         log_vars['lambda_adv'] = torch.tensor(self.lambda_adv)
+        log_vars.update(self.loss_guard.log_vars())
         return log_vars
 
     # ------------------------------------------------------------- steps of an iteration
@@ -222,7 +226,12 @@ class ICCLDUDA(DACS):
             per_domain = logits.split([len(n) for n in noise_preds])
             loss = sum(loss_adv_discriminator(domain_logits, domain)
                        for domain, domain_logits in enumerate(per_domain)) / len(per_domain)
-        optim_wrapper.update_params(loss)
+        self.loss_guard.check({'dis.loss': loss})
+        if self.loss_guard.skip_step():
+            optim_wrapper.backward(loss)  # DDP expects a backward for each forward
+            optim_wrapper.zero_grad()
+        else:
+            optim_wrapper.update_params(loss)
         log_vars = OrderedDict({'dis.loss': loss.detach()})
         for domain, domain_logits in enumerate(per_domain):
             correct = (domain_logits.detach().argmax(dim=1) == domain).float().mean()

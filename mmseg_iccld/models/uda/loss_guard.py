@@ -1,0 +1,174 @@
+"""A guard against non-finite losses in the UDA training loops.
+
+A NaN or infinite loss term, once backpropagated and stepped, turns every weight into NaN;
+the next checkpoint then holds a dead model, and the EMA teacher follows within an iteration.
+The guard checks each loss dict before its backward pass and applies one of two policies:
+
+- ``'raise'`` (default): a ``FloatingPointError`` naming the term(s) and the iteration,
+  raised before the backward pass and the optimizer step, so weights, teacher and the
+  checkpoints on disk stay as they were;
+- ``'skip'``: the iteration is dropped: no optimizer step, no teacher update, gradients
+  zeroed, and the buffers (BN statistics, which the forward pass already updated with the
+  bad batch) restored. The log gets ``nonfinite_skipped``, the number of iterations skipped
+  so far (mmengine logs its current value, not a window mean), and a warning naming the
+  terms. ICCLD's discriminator loss is checked after the student's step: when it alone is
+  non-finite, the discriminator's step and the teacher update are what is skipped.
+
+Under distributed training every rank takes the same decision (one all-reduced flag per
+check), so no rank waits in a collective that another rank has left. With ``'skip'`` the
+backward pass still runs, because DDP expects one backward per forward; its gradients are
+discarded.
+"""
+import logging
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+from mmengine import dist
+from mmengine.logging import MessageHub, print_log
+from torch import Tensor
+
+NONFINITE_POLICIES = ('raise', 'skip')
+
+
+def nonfinite_terms(losses: Dict[str, object]) -> List[str]:
+    """Names of the loss terms of ``losses`` that hold a NaN or an infinity.
+
+    Only the terms mmengine's ``parse_losses`` sums (keys containing ``'loss'``) are
+    checked: an accuracy does not reach the weights.
+
+    Args:
+        losses: A loss dict: tensors or lists of tensors.
+
+    Returns:
+        The offending keys, in the dict's order.
+    """
+    bad = []
+    for name, value in losses.items():
+        if 'loss' not in name:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, Tensor) and not bool(torch.isfinite(v.detach()).all())
+               for v in values):
+            bad.append(name)
+    return bad
+
+
+def current_iteration(fallback: int) -> int:
+    """The runner's 0-based iteration (the message hub's ``'iter'``), else ``fallback``."""
+    iteration = MessageHub.get_current_instance().get_info('iter')
+    return fallback if iteration is None else int(iteration)
+
+
+def _any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (the flag itself outside distributed runs)."""
+    if not dist.is_distributed():
+        return flag
+    value = torch.tensor([float(flag)], device=dist.get_comm_device())
+    dist.all_reduce(value, op='max')
+    return bool(value.item() > 0)
+
+
+class NonFiniteLossGuard:
+    """Checks the loss dicts of one training iteration and enforces a policy.
+
+    Usage in a ``train_step``: :meth:`begin` once (after any one-time initialisation),
+    :meth:`check` on each loss dict before its backward pass, :meth:`skip_step` instead of
+    deciding on the optimizer step and the teacher update, and :meth:`log_vars` into the log.
+
+    Args:
+        policy: ``'raise'`` or ``'skip'`` (module docstring).
+    """
+
+    def __init__(self, policy: str = 'raise') -> None:
+        if policy not in NONFINITE_POLICIES:
+            raise ValueError(f'nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+        self.policy = policy
+        self.skipped = 0
+        self._steps_seen = 0
+        self._iteration = 0
+        self._bad: List[str] = []
+        self._skipping = False
+        self._buffers: Optional[Dict[str, Tensor]] = None
+        self._module: Optional[nn.Module] = None
+
+    def begin(self, module: nn.Module) -> None:
+        """Start an iteration; under ``'skip'``, remember the buffers of ``module``.
+
+        Args:
+            module: The whole UDA model (student, teacher, ...): its buffers are restored
+                when the iteration is skipped.
+        """
+        self._iteration = current_iteration(self._steps_seen)
+        self._steps_seen += 1
+        self._bad = []
+        self._skipping = False
+        if self.policy == 'skip':
+            self._module = module
+            self._buffers = {name: b.detach().clone() for name, b in module.named_buffers()}
+
+    def check(self, losses: Dict[str, object]) -> None:
+        """Check one loss dict (keys already prefixed, e.g. ``'src.decode.loss_ce'``).
+
+        Args:
+            losses: The dict that is about to be summed and backpropagated.
+
+        Raises:
+            FloatingPointError: Under ``'raise'``, naming the non-finite terms and the
+                iteration (on the other ranks: that another process saw one).
+        """
+        bad = nonfinite_terms(losses)
+        if not _any_rank(bool(bad)):
+            return
+        if self.policy == 'raise':
+            where = (f'non-finite loss {", ".join(self._describe(losses, bad))}' if bad else
+                     'non-finite loss on another process')
+            raise FloatingPointError(
+                f'{where} at iteration {self._iteration}; training stopped before updating '
+                f'the weights with it (set nonfinite=\'skip\' in the UDA model config to '
+                f'skip such steps instead)')
+        self._bad += bad or ['<another process>']
+
+    def skip_step(self) -> bool:
+        """Whether the iteration's remaining updates must be skipped; restores the buffers.
+
+        The answer stays True for the rest of the iteration once a non-finite term was
+        seen, so a later update of the same iteration (the discriminator's, the teacher's)
+        asks again and the iteration is counted once.
+
+        Returns:
+            True under ``'skip'`` after a non-finite term (on any rank); the caller then
+            zeroes the gradients and makes neither an optimizer step nor a teacher update.
+        """
+        if not self._bad:
+            return self._skipping
+        if not self._skipping:
+            self.skipped += 1
+        self._skipping = True
+        if self._buffers is not None:
+            with torch.no_grad():
+                for name, buffer in self._module.named_buffers():
+                    if name in self._buffers:
+                        buffer.copy_(self._buffers[name])
+        print_log(f'iteration {self._iteration}: non-finite loss {", ".join(self._bad)}; '
+                  f'the iteration\'s updates are skipped ({self.skipped} skipped iterations '
+                  f'so far)', logger='current', level=logging.WARNING)
+        self._bad = []
+        return True
+
+    def log_vars(self) -> Dict[str, Tensor]:
+        """``{'nonfinite_skipped': count}`` under ``'skip'``; nothing under ``'raise'``."""
+        if self.policy != 'skip':
+            return {}
+        return {'nonfinite_skipped': torch.tensor(float(self.skipped))}
+
+    @staticmethod
+    def _describe(losses: Dict[str, object], names: List[str]) -> List[str]:
+        described = []
+        for name in names:
+            value = losses[name]
+            if isinstance(value, Tensor) and value.numel() == 1:
+                described.append(f'{name} = {value.item()}')
+            else:
+                described.append(name)
+        return described

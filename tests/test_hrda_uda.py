@@ -1,0 +1,117 @@
+"""HRDA inside the DACS wrapper: sliding-window pseudo-labels and whole iterations."""
+import math
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.optim import OptimWrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import mmseg_iccld  # noqa: F401
+
+register_all_modules(init_default_scope=True)
+torch.set_num_threads(1)
+
+SIZE = 64
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def build_dacs(**kwargs):
+    daformer_head = dict(
+        type='DAFormerHead', in_channels=[8, 16, 40, 64], in_index=[0, 1, 2, 3], channels=8,
+        embed_dims=8, num_classes=19, norm_cfg=dict(type='BN'), align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))
+    segmentor = dict(
+        type='HRDAEncoderDecoder',
+        backbone=dict(
+            type='MixVisionTransformer', in_channels=3, embed_dims=8, num_stages=4,
+            num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
+            sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
+        decode_head=dict(type='HRDAHead', single_scale_head=daformer_head,
+                         attention_embed_dims=8, hr_loss_weight=0.1),
+        scales=[1, 0.5], hr_crop_size=(32, 32), crop_coord_divisible=8,
+        test_cfg=dict(mode='whole'))
+    cfg = dict(
+        type='DACS',
+        model=segmentor,
+        data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,
+                               bgr_to_rgb=True, size_divisor=32, pad_val=0, seg_pad_val=255),
+        pseudo_margins=(0, 0, 0, 0))
+    cfg.update(kwargs)
+    dacs = MODELS.build(ConfigDict(cfg))
+    dacs.init_weights()
+    return dacs.train()
+
+
+def uda_batch(n: int = 2, seed: int = 0, label_value: int = 13) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
+    for _ in range(n):
+        meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
+        for prefix in ('', 'target_'):
+            batch[f'{prefix}inputs'].append(
+                torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator))
+            sample = SegDataSample(metainfo=meta)
+            if not prefix:
+                label = torch.full((1, SIZE, SIZE), label_value, dtype=torch.long)
+                label[:, :8] = 0  # a strip of road on top
+                sample.gt_sem_seg = PixelData(data=label)
+            batch[f'{prefix}data_samples'].append(sample)
+    return batch
+
+
+def test_teacher_pseudo_labels_come_from_the_sliding_detail_windows():
+    torch.manual_seed(0)
+    dacs = build_dacs()
+    dacs.initialize_frozen_copies()
+    data = dacs.data_preprocessor(uda_batch(), True)
+    teacher = dacs.teacher.module
+    shapes = []
+    teacher.backbone.register_forward_hook(lambda m, a, o: shapes.append(tuple(a[0].shape)))
+    labels, weights, weight = dacs.pseudo_label(data['target_inputs'],
+                                                data['target_data_samples'])
+    # the context (64 -> 32), then 3 x 3 overlapping 32x32 windows (stride 16) of both
+    # images in one batch
+    assert shapes == [(2, 3, 32, 32), (9 * 2, 3, 32, 32)]
+    assert labels.shape == (2, SIZE, SIZE) and weights.shape == (2, SIZE, SIZE)
+
+    metas = [dict(img_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE))] * 2
+    with torch.no_grad():
+        logits = teacher.encode_decode(data['target_inputs'], metas)
+    probs = logits.softmax(dim=1)
+    assert torch.equal(labels, probs.argmax(dim=1))
+    assert math.isclose(weight.item(), (probs.max(dim=1)[0] >= 0.968).float().mean().item())
+
+
+def test_two_iterations_train_fused_and_detail_losses_and_the_context_feature_distance():
+    torch.manual_seed(0)
+    dacs = build_dacs()
+    params = [p for p in dacs.parameters() if p.requires_grad]
+    wrapper = OptimWrapper(torch.optim.AdamW(params, lr=1e-3))
+    batch = uda_batch()
+    log = dacs.train_step(batch, wrapper)
+    expected_keys = {'loss', 'pseudo_weight', 'src.loss_feat_dist'} | {
+        f'{d}.decode.{b}{k}' for d in ('src', 'mix') for b in ('', 'hr.')
+        for k in ('loss_ce', 'acc_seg')}
+    assert expected_keys <= set(log)
+    terms = [v for k, v in log.items() if 'loss' in k and k != 'loss']
+    assert torch.allclose(log['loss'], sum(terms))
+    assert log['src.decode.hr.loss_ce'] > 0 and log['mix.decode.hr.loss_ce'] > 0
+    assert log['src.loss_feat_dist'].item() < 1e-6  # iteration 0: the copy
+
+    # iteration 1: the distance of the context features (the image at half resolution);
+    # the 64x64 label's one 1x1 feature cell is car (13): 56 of 64 rows, above 0.75
+    inputs = dacs.data_preprocessor(batch, True)['inputs']
+    context = F.interpolate(inputs, size=(32, 32), mode='bilinear', align_corners=False)
+    with torch.no_grad():
+        f_student = dacs.model.backbone(context)[-1]
+        f_frozen = dacs.imnet_backbone(context)[-1]
+    assert f_student.shape == (2, 64, 1, 1)
+    expected = 0.005 * (f_student - f_frozen).norm(dim=1).mean()
+    log = dacs.train_step(batch, wrapper)
+    assert expected.item() > 0
+    assert math.isclose(log['src.loss_feat_dist'].item(), expected.item(), rel_tol=1e-4)

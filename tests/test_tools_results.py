@@ -1,0 +1,59 @@
+"""The results tools: the per-method summary of tools/uda_results.py and the README table of
+tools/results_table.py, which must match the result files the repository holds."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import results_table, uda_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_method_plan_takes_per_method_seeds():
+    plan = uda_results.method_plan(['daformer', 'hrda:0', 'mic:1,2'], [0, 1, 2])
+    assert plan == {'daformer': [0, 1, 2], 'hrda': [0], 'mic': [1, 2]}
+    with pytest.raises(ValueError, match='unknown method'):
+        uda_results.method_plan(['dacs2'], [0])
+    with pytest.raises(ValueError, match='seeds must be integers'):
+        uda_results.method_plan(['hrda:a'], [0])
+
+
+def test_iccld_runs_switch_to_step2_halfway():
+    options = uda_results.train_options('iccld', 300, 7)
+    assert 'randomness.seed=7' in options
+    assert 'train_cfg.max_iters=300' in options
+    assert 'custom_hooks.0.switch_iter=150' in options
+    assert not any('switch_iter' in o for o in uda_results.train_options('daformer', 300, 7))
+
+
+def test_summary_mean_and_sample_std_by_hand():
+    runs = {'a': {'0': dict(mIoU=50.0), '1': dict(mIoU=54.0), '2': dict(mIoU=58.0)},
+            'b': {'0': dict(mIoU=61.5)}}
+    summary = uda_results.summarise(runs)
+    # mean 54, deviations -4, 0, 4: sample variance (16 + 0 + 16) / 2 = 16
+    assert summary['a']['mean'] == pytest.approx(54.0)
+    assert summary['a']['std'] == pytest.approx(4.0)
+    assert (summary['a']['min'], summary['a']['max']) == (50.0, 58.0)
+    assert summary['b'] == dict(mean=61.5, std=0.0, min=61.5, max=61.5, seeds=['0'], n=1)
+
+
+def test_per_class_iou_drops_classes_without_an_iou():
+    metrics = dict(per_class_iou={'road': 28.83, 'wall': None, 'sky': 97.96})
+    assert uda_results.per_class_iou(metrics) == {'road': 28.83, 'sky': 97.96}
+
+
+def test_readme_section_is_replaced_between_the_markers():
+    text = f'head\n{results_table.BEGIN}\nold\n{results_table.END}\ntail\n'
+    new = results_table.replace_section(text, 'new\n', 'README.md')
+    assert new == f'head\n{results_table.BEGIN}\nnew\n{results_table.END}\ntail\n'
+    with pytest.raises(ValueError, match='README.md: no'):
+        results_table.replace_section('no markers', 'x', 'README.md')
+
+
+def test_readme_results_match_the_result_files():
+    """README.md and docs/results/README.md hold exactly what the result files say."""
+    out = subprocess.run([sys.executable, 'tools/results_table.py', '--check'], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,282 @@
+"""Segment images with a trained model: colour masks, overlays and (ICCLD) uncertainty maps.
+
+    python tools/infer.py CONFIG CHECKPOINT INPUT [--out DIR] [--device cpu|cuda]
+        [--batch-size 1] [--same-size] [--num-samples S] [--opacity 0.5]
+        [--cfg-options key=value ...]
+
+INPUT is an image, a folder of images (searched recursively) or a folder of video frames
+(processed in natural order: frame_9 before frame_10). For each image ``<name>`` it writes
+
+    DIR/masks/<name>.png          prediction in the Cityscapes palette
+    DIR/overlays/<name>.png       the mask blended over the image (``--opacity``)
+    DIR/labels/<name>.png         prediction as train ids (8-bit grayscale)
+    DIR/uncertainty/<name>.png    ICCLD with --num-samples > 1: entropy of the mean softmax
+    DIR/uncertainty/<name>.npy      over the noise draws, in nats (PNG scaled to [0, ln C])
+
+keeping the folder structure below INPUT. UDA configs (DACS, DAFormer, ICCLD) are run with the
+student, as tools/test.py evaluates them: only the student is built (no teacher, no frozen
+ImageNet backbone), and the checkpoint's ``model.*`` weights are loaded into it. Images go
+through the config's test pipeline, without its label loading.
+
+Images of different sizes cannot share a batch: with ``--batch-size`` > 1, or with
+``--same-size`` (for frames of one video), every image must have the same size.
+"""
+import argparse
+import copy
+import math
+import os
+import os.path as osp
+import re
+import sys
+from typing import List, Sequence, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
+                           explain_unknown_modules, load_config, read_checkpoint,
+                           sub_state_dict)
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('input', help='an image, a folder of images or of video frames')
+    parser.add_argument('--out', default='work_dirs/infer', help='output folder')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='images per forward pass (> 1 needs images of one size)')
+    parser.add_argument('--same-size', action='store_true',
+                        help='require every input image to have the same size (video frames)')
+    parser.add_argument('--num-samples', type=int, default=None,
+                        help='ICCLD noise draws (model.test_cfg.num_samples); > 1 writes '
+                        'uncertainty maps')
+    parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity of overlays')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    return parser.parse_args(argv)
+
+
+def _natural_key(path: str):
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', path)]
+
+
+def list_images(path: str) -> Tuple[List[str], str]:
+    """The images of INPUT in natural order, and the folder output names are relative to.
+
+    Args:
+        path: An image file or a folder.
+
+    Returns:
+        tuple: image paths; their root folder.
+
+    Raises:
+        FileNotFoundError: When INPUT does not exist or holds no image.
+    """
+    if osp.isfile(path):
+        return [path], osp.dirname(path)
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'input {path} does not exist')
+    images = []
+    for folder, _, files in os.walk(path):
+        images += [osp.join(folder, f) for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+    if not images:
+        raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
+    return sorted(images, key=lambda p: _natural_key(osp.relpath(p, path))), path
+
+
+def check_images(paths: Sequence[str], same_size: bool, reason: str) -> None:
+    """Raise on an unreadable or truncated image, and on mixed sizes where one is needed.
+
+    Only headers and trailers are read, so every image is checked before the model runs.
+
+    Args:
+        paths: Image files.
+        same_size: Whether all images must have one size.
+        reason: Why they must (for the message).
+
+    Raises:
+        DataFileError: Naming an unreadable or truncated image.
+        ValueError: Naming two images of different sizes.
+    """
+    from mmseg_iccld.datasets.validation import check_file_complete, read_image_size
+    first = None
+    for path in paths:
+        check_file_complete(path)
+        size = read_image_size(path)
+        if first is None:
+            first = (path, size)
+        elif same_size and size != first[1]:
+            (h0, w0), (h, w) = first[1], size
+            raise ValueError(f'images of different sizes: {first[0]} is {w0}x{h0}, {path} is '
+                             f'{w}x{h} (width x height); {reason}')
+
+
+def inference_config(cfg):
+    """The config of the network that predicts, with the test pipeline minus its labels.
+
+    A UDA config's model is a wrapper: its student (``model.model``) predicts, with the
+    wrapper's data preprocessor (the wrapper normalises every batch).
+
+    Args:
+        cfg: The loaded config.
+
+    Returns:
+        The config for mmseg's ``init_model`` / ``inference_model``.
+    """
+    infer_cfg = copy.deepcopy(cfg)
+    if isinstance(cfg.model.get('model'), dict):
+        student = copy.deepcopy(cfg.model.model)
+        student['data_preprocessor'] = copy.deepcopy(cfg.model.data_preprocessor)
+        infer_cfg.model = student
+    pipeline = copy.deepcopy(cfg.test_dataloader.dataset.get('pipeline')
+                             or cfg.get('test_pipeline'))
+    if not pipeline:
+        raise ValueError('the config has no test pipeline (test_dataloader.dataset.pipeline)')
+    pipeline = [t for t in pipeline if 'LoadAnnotations' not in str(t.get('type'))]
+    if str(pipeline[0].get('type')).rpartition('.')[2] == 'LoadImageFromFile':
+        pipeline[0]['type'] = 'LoadImageFromFileChecked'  # names a broken file, not just fails
+    infer_cfg.test_pipeline = pipeline
+    return infer_cfg
+
+
+def build_model(cfg, config: str, checkpoint: str, device: str):
+    """The predicting network, with the checkpoint's weights checked and loaded.
+
+    Args:
+        cfg: The loaded config.
+        config: Its file, for messages.
+        checkpoint: Checkpoint file: a UDA run's (``model.*`` is the student) or a plain one.
+        device: 'cpu' or 'cuda'.
+
+    Returns:
+        tuple: the segmentor in eval mode (``cfg`` and ``dataset_meta`` set, as mmseg's
+        ``init_model`` leaves them) and the palette ``(C, 3)`` uint8.
+    """
+    from mmseg.apis import init_model
+    from mmseg.utils import get_classes, get_palette
+    meta, state = read_checkpoint(checkpoint)
+    infer_cfg = inference_config(cfg)
+    with explain_unknown_modules(config):
+        model = init_model(infer_cfg, checkpoint=None, device='cpu')
+    # a UDA run's checkpoint also holds teacher.* and imnet_backbone.*; the student is model.*
+    prefix = 'model.' if any(k.startswith('model.') for k in state) else ''
+    weights = sub_state_dict(state, prefix)
+    where = f" (its '{prefix}*' weights)" if prefix else ''
+    check_state_dict(model.state_dict(), weights, checkpoint + where,
+                     f'the {type(model).__name__} of {config}')
+    model.load_state_dict(weights, strict=True)
+
+    num_classes = model.decode_head.num_classes
+    dataset_meta = meta.get('dataset_meta') or {}
+    classes = dataset_meta.get('classes') or get_classes('cityscapes')
+    palette = dataset_meta.get('palette') or get_palette('cityscapes')
+    if len(palette) < num_classes:
+        raise ValueError(f'the model predicts {num_classes} classes; the palette has '
+                         f'{len(palette)} colours (checkpoint meta dataset_meta.palette)')
+    model.dataset_meta = dict(classes=classes, palette=palette)
+    return model.to(device).eval(), np.array(palette, dtype=np.uint8)
+
+
+def set_num_samples(model, num_samples: int) -> None:
+    """Set ICCLD's noise draws; refuse the option for models without any.
+
+    Args:
+        model: The predicting segmentor.
+        num_samples: S, the value of ``--num-samples``.
+
+    Raises:
+        ValueError: For a model that is not ICCLD, or S < 1.
+    """
+    from mmseg_iccld.models.segmentors import ICCLD
+    if not isinstance(model, ICCLD):
+        raise ValueError(f'--num-samples needs an ICCLD model; {type(model).__name__} draws '
+                         'no noise')
+    if num_samples < 1:
+        raise ValueError(f'--num-samples must be >= 1, got {num_samples}')
+    model.test_cfg['num_samples'] = num_samples
+    if num_samples > 1 and model.num_inference_steps == 0:
+        print('note: this ICCLD checkpoint is in training step 1 (no diffusion at inference): '
+              'all draws are equal, and the uncertainty map is the entropy of one prediction')
+
+
+def save_outputs(path: str, name: str, out: str, result, palette: np.ndarray,
+                 opacity: float) -> None:
+    """Write mask, overlay, label map and (when present) uncertainty of one image.
+
+    Args:
+        path: The image file.
+        name: Its output name, relative to the output folder's subfolders, no extension.
+        out: The output folder.
+        result: The prediction (``SegDataSample``).
+        palette: ``(C, 3)`` uint8 colours.
+        opacity: Weight of the mask in the overlay.
+    """
+    import mmcv
+    from matplotlib import colormaps
+    from PIL import Image
+    pred = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+    color = palette[pred]
+    image = mmcv.imread(path, channel_order='rgb')
+    overlay = (image * (1 - opacity) + color * opacity).round().astype(np.uint8)
+    outputs = dict(masks=Image.fromarray(color), overlays=Image.fromarray(overlay),
+                   labels=Image.fromarray(pred))
+    if 'uncertainty' in result:
+        entropy = result.uncertainty.data[0].float().cpu().numpy()
+        scaled = np.clip(entropy / math.log(len(result.seg_logits.data)), 0, 1)
+        outputs['uncertainty'] = Image.fromarray(
+            (colormaps['magma'](scaled)[..., :3] * 255).round().astype(np.uint8))
+        target = osp.join(out, 'uncertainty', name + '.npy')
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        np.save(target, entropy.astype(np.float32))
+    for kind, picture in outputs.items():
+        target = osp.join(out, kind, name + '.png')
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        picture.save(target)
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    if args.batch_size < 1:
+        raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
+    if not 0 <= args.opacity <= 1:
+        raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    paths, root = list_images(args.input)
+    if args.batch_size > 1:
+        check_images(paths, True, f'--batch-size {args.batch_size} batches them together '
+                     '(use --batch-size 1 for images of mixed sizes)')
+    else:
+        check_images(paths, args.same_size, '--same-size requires one size')
+    import torch
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('--device cuda: no CUDA GPU is available')
+
+    cfg = load_config(args.config, args.cfg_options)
+    model, palette = build_model(cfg, args.config, args.checkpoint, args.device)
+    if args.num_samples is not None:
+        set_num_samples(model, args.num_samples)
+
+    from mmseg.apis import inference_model
+    from tqdm import tqdm
+    written_uncertainty = False
+    with tqdm(total=len(paths), unit='img', desc='infer') as progress:
+        for start in range(0, len(paths), args.batch_size):
+            batch = paths[start:start + args.batch_size]
+            for path, result in zip(batch, inference_model(model, batch)):
+                name = osp.splitext(osp.relpath(path, root) if root else osp.basename(path))[0]
+                save_outputs(path, name, args.out, result, palette, args.opacity)
+                written_uncertainty |= 'uncertainty' in result
+            progress.update(len(batch))
+    kinds = 'masks, overlays, labels' + (', uncertainty' if written_uncertainty else '')
+    print(f'{len(paths)} image(s): {kinds} written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()

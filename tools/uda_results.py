@@ -1,0 +1,227 @@
+"""Train and evaluate several methods over several seeds on the generated benchmark, and write
+one results table.
+
+    python tools/uda_results.py [--methods source_only daformer iccld hrda:0] [--seeds 0 1 2]
+        [--iters 2000] [--out docs/results/synthetic_uda] [--work-root work_dirs/results]
+        [--cfg-options key=value ...]
+
+A method may name its own seeds (``hrda:0`` or ``mic:0,1``); the others use ``--seeds``.
+
+Each (method, seed) pair is one ``tools/train.py`` run of the method's config with
+``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to step 2 halfway,
+as its config does at the default length), followed by ``tools/test.py`` on the target
+validation set. Runs whose metrics already exist are reused, so an interrupted table can be
+completed by running the same command again (``--fresh`` retrains everything).
+
+Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
+``OUT.md`` (mean and spread per method, every seed, and the per-class means).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tools._common import exit_on_user_error  # noqa: E402
+
+# method name -> config on the generated benchmark
+METHODS = {
+    'source_only': 'configs/synthetic/source_only_tiny.py',
+    'daformer': 'configs/synthetic/daformer_tiny.py',
+    'iccld': 'configs/synthetic/iccld_tiny.py',
+    'hrda': 'configs/synthetic/hrda_tiny.py',
+    'mic': 'configs/synthetic/mic_tiny.py',
+}
+LABELS = {
+    'source_only': 'source only',
+    'daformer': 'DACS (DAFormer)',
+    'iccld': 'ICCLD',
+    'hrda': 'HRDA',
+    'mic': 'MIC (HRDA)',
+}
+CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
+           'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
+           'bus', 'train', 'motorcycle', 'bicycle')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--methods', nargs='+', default=['source_only', 'daformer', 'iccld'],
+                        help=f'methods ({", ".join(METHODS)}), each optionally with its own '
+                        'seeds, e.g. hrda:0,1')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=2000,
+                        help='total training iterations of every method')
+    parser.add_argument('--out', default='docs/results/synthetic_uda',
+                        help='output path without extension')
+    parser.add_argument('--work-root', default='work_dirs/results')
+    parser.add_argument('--fresh', action='store_true', help='retrain runs that exist')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='overrides passed to every training run')
+    args = parser.parse_args(argv)
+    args.plan = method_plan(args.methods, args.seeds)
+    return args
+
+
+def method_plan(specs: list, default_seeds: list) -> dict:
+    """``['daformer', 'hrda:0']`` -> ``{'daformer': default_seeds, 'hrda': [0]}``."""
+    plan = {}
+    for spec in specs:
+        name, _, seeds = spec.partition(':')
+        if name not in METHODS:
+            raise ValueError(f'unknown method {name!r}; known: {", ".join(METHODS)}')
+        try:
+            plan[name] = [int(s) for s in seeds.split(',')] if seeds else list(default_seeds)
+        except ValueError:
+            raise ValueError(f'{spec!r}: seeds must be integers, e.g. {name}:0,1') from None
+    return plan
+
+
+def train_options(method: str, iters: int, seed: int) -> list:
+    """``--cfg-options`` of one run: seed, length, and for ICCLD the step switch."""
+    options = [f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
+               f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={iters}']
+    if method == 'iccld':
+        options.append(f'custom_hooks.0.switch_iter={iters // 2}')
+    return options
+
+
+def run(command: list, log_path: str) -> None:
+    """Run a tool, its output going to ``log_path``; fail with the log's end."""
+    with open(log_path, 'w') as log:
+        result = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        with open(log_path) as log:
+            tail = log.read()[-3000:]
+        raise RuntimeError(f'{" ".join(command)} failed (log: {log_path}):\n{tail}')
+
+
+def train_and_test(method: str, seed: int, args) -> dict:
+    """One (method, seed) run; returns its metrics (reused when they exist)."""
+    config = METHODS[method]
+    if not osp.isfile(osp.join(ROOT, config)):
+        raise FileNotFoundError(f'config {config} of method {method!r} does not exist')
+    work_dir = osp.join(args.work_root, f'{method}_seed{seed}')
+    metrics_path = osp.join(work_dir, 'test', 'metrics.json')
+    if osp.isfile(osp.join(ROOT, metrics_path)) and not args.fresh:
+        with open(osp.join(ROOT, metrics_path)) as f:
+            return json.load(f)
+    os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
+    start = time.time()
+    options = train_options(method, args.iters, seed) + list(args.cfg_options)
+    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options'] +
+        options, osp.join(ROOT, work_dir, 'train.out'))
+    train_s = time.time() - start
+    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+         osp.join(work_dir, 'test')], osp.join(ROOT, work_dir, 'test.out'))
+    with open(osp.join(ROOT, metrics_path)) as f:
+        metrics = json.load(f)
+    metrics['train_seconds'] = round(train_s, 1)
+    metrics['seed'] = seed
+    metrics['iters'] = args.iters
+    with open(osp.join(ROOT, metrics_path), 'w') as f:
+        json.dump(metrics, f, indent=2)
+    return metrics
+
+
+def per_class_iou(metrics: dict) -> dict:
+    """Per-class IoU (percent) from a metrics file, where the test tool wrote it."""
+    table = metrics.get('per_class_iou') or {}
+    # None: a class that neither occurs nor is predicted (no IoU)
+    return {name: float(value) for name, value in table.items() if value is not None}
+
+
+def summarise(runs: dict) -> dict:
+    """Mean and spread (sample standard deviation, min, max) of mIoU per method."""
+    summary = {}
+    for method, by_seed in runs.items():
+        values = [r['mIoU'] for r in by_seed.values()]
+        summary[method] = dict(
+            mean=statistics.fmean(values),
+            std=statistics.stdev(values) if len(values) > 1 else 0.0,
+            min=min(values), max=max(values), seeds=sorted(by_seed), n=len(values))
+    return summary
+
+
+def to_markdown(report: dict) -> str:
+    summary = report['summary']
+    runs = report['runs']
+    seeds = report['seeds']
+    lines = [
+        f"Generated synthetic GTA5-like -> Cityscapes-like benchmark "
+        f"(`tools/make_synthetic_uda.py`, default arguments), target val split; "
+        f"{report['iters']} iterations per run, batch 2 + 2, tiny MiT; seeds "
+        f"{', '.join(map(str, seeds))}. Written by `{report['command']}` on {report['date']}.",
+        '',
+        '| method | config | mIoU mean | std | min | max | ' +
+        ' | '.join(f'seed {s}' for s in seeds) + ' |',
+        '|---|---|---|---|---|---|' + '---|' * len(seeds),
+    ]
+    for method, s in summary.items():
+        per_seed = ' | '.join(
+            f"{runs[method][str(seed)]['mIoU']:.2f}" if str(seed) in runs[method] else ''
+            for seed in seeds)
+        lines.append(f"| {LABELS[method]} | `{METHODS[method]}` | {s['mean']:.2f} | "
+                     f"{s['std']:.2f} | {s['min']:.2f} | {s['max']:.2f} | {per_seed} |")
+    present = [c for c in CLASSES
+               if any(c in r.get('per_class', {}) for m in runs.values() for r in m.values())]
+    if present:
+        lines += ['', 'Per-class IoU, mean over seeds (classes that occur in the benchmark):',
+                  '', '| method | ' + ' | '.join(present) + ' |',
+                  '|---|' + '---|' * len(present)]
+        for method, by_seed in runs.items():
+            cells = []
+            for name in present:
+                values = [r['per_class'][name] for r in by_seed.values()
+                          if name in r.get('per_class', {})]
+                cells.append(f'{statistics.fmean(values):.1f}' if values else '')
+            lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    data = osp.join(ROOT, 'data/synthetic/gta/sample_class_stats.json')
+    if not osp.isfile(data):
+        print('[results] generating the synthetic benchmark into data/synthetic')
+        run([sys.executable, 'tools/make_synthetic_uda.py', '--out', 'data/synthetic'],
+            osp.join(ROOT, 'work_dirs', 'make_synthetic_uda.out'))
+    runs = {m: {} for m in args.plan}
+    for seed in sorted({s for seeds in args.plan.values() for s in seeds}):
+        for method in (m for m, seeds in args.plan.items() if seed in seeds):
+            print(f'[results] {method}, seed {seed}', flush=True)
+            metrics = train_and_test(method, seed, args)
+            m = metrics['metrics']
+            runs[method][str(seed)] = dict(
+                mIoU=float(m['mIoU']), per_class=per_class_iou(metrics),
+                train_seconds=metrics.get('train_seconds'), checkpoint=metrics['checkpoint'])
+            print(f"[results] {method}, seed {seed}: mIoU {m['mIoU']:.2f}", flush=True)
+    report = dict(
+        date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        command='python tools/uda_results.py ' + ' '.join(sys.argv[1:] if argv is None
+                                                          else argv),
+        iters=args.iters, seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
+        configs={m: METHODS[m] for m in args.plan}, cfg_options=args.cfg_options,
+        summary=summarise(runs), runs=runs)
+    out = osp.join(ROOT, args.out)
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    with open(out + '.json', 'w') as f:
+        json.dump(report, f, indent=2)
+    with open(out + '.md', 'w') as f:
+        f.write(to_markdown(report))
+    print(to_markdown(report))
+    print(f'written: {args.out}.json, {args.out}.md')
+
+
+if __name__ == '__main__':
+    main()
