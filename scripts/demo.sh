@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, CPU only: install, generate the synthetic
 # synthetic-to-real benchmark, train ICCLD (tiny MiT; 1000 step-1 + 1000 step-2 iterations),
-# evaluate it on the target validation set, and draw image / ground truth / prediction /
-# uncertainty for a few target images.
+# evaluate it on the target validation set (metrics and the per-class table), draw image /
+# ground truth / prediction / uncertainty for a few target images, and plot the training curves.
 #   bash scripts/demo.sh            (writes work_dirs/demo/)
 # Environment: DEMO_CONFIG (default configs/synthetic/iccld_tiny.py), DEMO_WORK_DIR,
 # DEMO_ITERS (shorter run, e.g. 200; the step switch moves to its middle).
@@ -26,7 +26,8 @@ fi
 options=()
 if [ -n "${DEMO_ITERS:-}" ]; then
   options=(--cfg-options "train_cfg.max_iters=$DEMO_ITERS" "train_cfg.val_interval=$DEMO_ITERS"
-           "default_hooks.checkpoint.interval=$DEMO_ITERS")
+           "default_hooks.checkpoint.interval=$DEMO_ITERS"
+           "default_hooks.logger.interval=$(( DEMO_ITERS >= 20 ? DEMO_ITERS / 20 : 1 ))")
   case "$config" in
     *iccld*) options+=("custom_hooks.0.switch_iter=$((DEMO_ITERS / 2))") ;;
   esac
@@ -37,7 +38,11 @@ echo "[demo] training $config (log: $work_dir)"
 checkpoint="$(cat "$work_dir/last_checkpoint")"
 echo "[demo] evaluating $checkpoint on the target validation set"
 "$PY" tools/test.py "$config" "$checkpoint" --work-dir "$work_dir/test"
-cp "$work_dir/test/metrics.json" "$work_dir/metrics.json"
+cp "$work_dir/test/metrics.json" "$work_dir/test/per_class.md" "$work_dir/"
 "$PY" tools/visualize_predictions.py "$config" "$checkpoint" --out "$work_dir/predictions.png"
-echo "[demo] done: $work_dir/metrics.json, $work_dir/predictions.png"
+# the newest run only: an earlier demo in the same work dir is another training, not a resume
+run="$(basename "$(ls -d "$work_dir"/[0-9]*_[0-9]*/ | sort | tail -n 1)")"
+"$PY" tools/plot_curves.py "$work_dir" --run "$run" --out "$work_dir/curves.png"
+echo "[demo] done: $work_dir/metrics.json, $work_dir/per_class.md, $work_dir/predictions.png," \
+  "$work_dir/curves.png"
 cat "$work_dir/metrics.json"

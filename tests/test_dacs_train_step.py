@@ -4,15 +4,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.structures import PixelData
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from mmseg_iccld.models.losses.pixel_weighted import loss_by_feat_weighted
+from tiny_models import build_uda, dacs_config, tiny_daformer
 
 register_all_modules(init_default_scope=True)
 # Tiny tensors: a second intra-op thread only adds synchronisation, and on a loaded 2-core
@@ -20,36 +19,12 @@ register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
 
 SIZE = 64
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
 LOG_KEYS = {'loss', 'src.decode.loss_ce', 'src.decode.acc_seg', 'src.loss_feat_dist',
             'mix.decode.loss_ce', 'mix.decode.acc_seg', 'pseudo_weight'}
 
 
 def build_dacs(**kwargs):
-    segmentor = dict(
-        type='EncoderDecoder',
-        backbone=dict(
-            type='MixVisionTransformer', in_channels=3, embed_dims=8, num_stages=4,
-            num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
-            sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
-        decode_head=dict(
-            type='DAFormerHead', in_channels=[8, 16, 40, 64], in_index=[0, 1, 2, 3],
-            channels=8, embed_dims=8, num_classes=19, norm_cfg=dict(type='BN'),
-            align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
-    cfg = dict(
-        type='DACS',
-        model=segmentor,
-        data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,
-                               bgr_to_rgb=True, size_divisor=32, pad_val=0, seg_pad_val=255),
-        pseudo_margins=(0, 0, 0, 0))
-    cfg.update(kwargs)
-    dacs = MODELS.build(ConfigDict(cfg))
-    dacs.init_weights()
-    return dacs.train()
+    return build_uda(dacs_config(tiny_daformer(), **kwargs))
 
 
 def source_label(n: int) -> torch.Tensor:

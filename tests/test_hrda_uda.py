@@ -3,48 +3,28 @@ import math
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import ConfigDict
 from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
+from tiny_models import build_uda, dacs_config, tiny_daformer_head, tiny_mit
 
 register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
 
 SIZE = 64
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
 
 
 def build_dacs(**kwargs):
-    daformer_head = dict(
-        type='DAFormerHead', in_channels=[8, 16, 40, 64], in_index=[0, 1, 2, 3], channels=8,
-        embed_dims=8, num_classes=19, norm_cfg=dict(type='BN'), align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))
     segmentor = dict(
-        type='HRDAEncoderDecoder',
-        backbone=dict(
-            type='MixVisionTransformer', in_channels=3, embed_dims=8, num_stages=4,
-            num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
-            sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
-        decode_head=dict(type='HRDAHead', single_scale_head=daformer_head,
+        type='HRDAEncoderDecoder', backbone=tiny_mit(),
+        decode_head=dict(type='HRDAHead', single_scale_head=tiny_daformer_head(),
                          attention_embed_dims=8, hr_loss_weight=0.1),
         scales=[1, 0.5], hr_crop_size=(32, 32), crop_coord_divisible=8,
         test_cfg=dict(mode='whole'))
-    cfg = dict(
-        type='DACS',
-        model=segmentor,
-        data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,
-                               bgr_to_rgb=True, size_divisor=32, pad_val=0, seg_pad_val=255),
-        pseudo_margins=(0, 0, 0, 0))
-    cfg.update(kwargs)
-    dacs = MODELS.build(ConfigDict(cfg))
-    dacs.init_weights()
-    return dacs.train()
+    return build_uda(dacs_config(segmentor, **kwargs))
 
 
 def uda_batch(n: int = 2, seed: int = 0, label_value: int = 13) -> dict:

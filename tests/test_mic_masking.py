@@ -3,16 +3,15 @@ import math
 
 import pytest
 import torch
-from mmengine.config import ConfigDict
 from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from mmseg_iccld.models.uda.dacs import DACS
 from mmseg_iccld.models.uda.masking import MaskedImageConsistency, block_mask
+from tiny_models import build_uda, dacs_config, tiny_daformer
 
 register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
@@ -22,33 +21,8 @@ LOG_KEYS = {'loss', 'src.decode.loss_ce', 'src.decode.acc_seg', 'src.loss_feat_d
             'mix.decode.loss_ce', 'mix.decode.acc_seg', 'pseudo_weight'}
 
 
-def dacs_config(**kwargs) -> dict:
-    """DACS around a tiny MiT + DAFormerHead (DAFormer's network at 64x64)."""
-    segmentor = dict(
-        type='EncoderDecoder',
-        backbone=dict(
-            type='MixVisionTransformer', in_channels=3, embed_dims=8, num_stages=4,
-            num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
-            sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
-        decode_head=dict(
-            type='DAFormerHead', in_channels=[8, 16, 40, 64], in_index=[0, 1, 2, 3],
-            channels=8, embed_dims=8, num_classes=19, norm_cfg=dict(type='BN'),
-            align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-        train_cfg=dict(), test_cfg=dict(mode='whole'))
-    cfg = dict(type='DACS', model=segmentor, pseudo_margins=(0, 0, 0, 0),
-               data_preprocessor=dict(
-                   type='UDADataPreprocessor', mean=[123.675, 116.28, 103.53],
-                   std=[58.395, 57.12, 57.375], bgr_to_rgb=True, size_divisor=32, pad_val=0,
-                   seg_pad_val=255))
-    cfg.update(kwargs)
-    return cfg
-
-
 def build_dacs(**kwargs):
-    dacs = MODELS.build(ConfigDict(dacs_config(**kwargs)))
-    dacs.init_weights()
-    return dacs.train()
+    return build_uda(dacs_config(tiny_daformer(), **kwargs))
 
 
 def uda_batch(n: int = 2, seed: int = 0, labels=None) -> dict:
@@ -203,7 +177,7 @@ def test_a_wrapper_with_its_own_iteration_refuses_mic():
         def train_step(self, data, optim_wrapper):
             return {}
 
-    cfg = dacs_config(mask_consistency=MIC)
+    cfg = dacs_config(tiny_daformer(), mask_consistency=MIC)
     cfg.pop('type')
     with pytest.raises(ValueError, match='own train_step'):
         OwnIteration(**cfg)

@@ -3,7 +3,8 @@
     python tools/results_table.py [--check]
 
 Reads what the measuring commands wrote, and nothing else:
-- ``docs/results/*.json`` written by ``tools/uda_results.py`` (target mIoU per method, seed);
+- ``docs/results/*.json`` and ``docs/results/ablations/*.json`` written by
+  ``tools/uda_results.py`` (target mIoU per method, seed);
 - ``benchmarks/results/*.json`` written by ``tools/benchmark.py`` (iteration time, memory,
   latency).
 
@@ -28,7 +29,10 @@ def uda_tables(paths: list) -> list:
             report = json.load(f)
         md = osp.splitext(path)[0] + '.md'
         rel = osp.relpath(md, ROOT)
-        lines += [f'**Target mIoU on the generated benchmark** ([{rel}]({rel}); '
+        title = 'Target mIoU on the generated benchmark'
+        if report.get('tag'):
+            title += f", variant `{report['tag']}`"
+        lines += [f'**{title}** ([{rel}]({rel}); '
                   f"{report['iters']} iterations per run; command: `{report['command']}`)", '',
                   '| method | config | runs | mIoU mean | std | min | max |',
                   '|---|---|---|---|---|---|---|']
@@ -71,6 +75,7 @@ def benchmark_tables(paths: list) -> list:
 
 def build() -> str:
     uda = sorted(glob.glob(osp.join(ROOT, 'docs', 'results', '*.json')))
+    uda += sorted(glob.glob(osp.join(ROOT, 'docs', 'results', 'ablations', '*.json')))
     bench = sorted(glob.glob(osp.join(ROOT, 'benchmarks', 'results', '*.json')))
     lines = uda_tables(uda) + benchmark_tables(bench)
     if not lines:

@@ -6,6 +6,9 @@ one results table.
         [--cfg-options key=value ...]
 
 A method may name its own seeds (``hrda:0`` or ``mic:0,1``); the others use ``--seeds``.
+ICCLD checkpoints are also evaluated at every ``--iccld-k`` number of DDIM steps (0 is the
+step-1 decode). ``--tag NAME`` keeps a variant's runs apart (``work_dirs/results/
+iccld_NAME_seed0``), e.g. with ``--cfg-options`` for an ablation.
 
 Each (method, seed) pair is one ``tools/train.py`` run of the method's config with
 ``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to step 2 halfway,
@@ -63,6 +66,9 @@ def parse_args(argv=None):
                         help='output path without extension')
     parser.add_argument('--work-root', default='work_dirs/results')
     parser.add_argument('--fresh', action='store_true', help='retrain runs that exist')
+    parser.add_argument('--tag', default='', help='variant name in the runs\' work dirs')
+    parser.add_argument('--iccld-k', type=int, nargs='*', default=[0, 1, 3, 10],
+                        help='DDIM steps K at which ICCLD checkpoints are also evaluated')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='overrides passed to every training run')
     args = parser.parse_args(argv)
@@ -103,12 +109,30 @@ def run(command: list, log_path: str) -> None:
         raise RuntimeError(f'{" ".join(command)} failed (log: {log_path}):\n{tail}')
 
 
+def run_dir(method: str, seed: int, args) -> str:
+    tag = f'_{args.tag}' if args.tag else ''
+    return osp.join(args.work_root, f'{method}{tag}_seed{seed}')
+
+
+def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
+    """Target mIoU of an ICCLD checkpoint decoded with K DDIM steps (reused if it exists)."""
+    work_dir = osp.join(run_dir(method, seed, args), f'test_k{k}')
+    metrics_path = osp.join(ROOT, work_dir, 'metrics.json')
+    if not osp.isfile(metrics_path) or args.fresh:
+        os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
+        run([sys.executable, 'tools/test.py', METHODS[method], checkpoint, '--work-dir',
+             work_dir, '--cfg-options', f'model.model.test_cfg.num_inference_steps={k}'],
+            osp.join(ROOT, work_dir, 'test.out'))
+    with open(metrics_path) as f:
+        return float(json.load(f)['metrics']['mIoU'])
+
+
 def train_and_test(method: str, seed: int, args) -> dict:
     """One (method, seed) run; returns its metrics (reused when they exist)."""
     config = METHODS[method]
     if not osp.isfile(osp.join(ROOT, config)):
         raise FileNotFoundError(f'config {config} of method {method!r} does not exist')
-    work_dir = osp.join(args.work_root, f'{method}_seed{seed}')
+    work_dir = run_dir(method, seed, args)
     metrics_path = osp.join(work_dir, 'test', 'metrics.json')
     if osp.isfile(osp.join(ROOT, metrics_path)) and not args.fresh:
         with open(osp.join(ROOT, metrics_path)) as f:
@@ -160,7 +184,9 @@ def to_markdown(report: dict) -> str:
         f"Generated synthetic GTA5-like -> Cityscapes-like benchmark "
         f"(`tools/make_synthetic_uda.py`, default arguments), target val split; "
         f"{report['iters']} iterations per run, batch 2 + 2, tiny MiT; seeds "
-        f"{', '.join(map(str, seeds))}. Written by `{report['command']}` on {report['date']}.",
+        f"{', '.join(map(str, seeds))}. Written by `{report['command']}` on {report['date']}."
+        + (f" Variant `{report['tag']}`: `--cfg-options {' '.join(report['cfg_options'])}`."
+           if report.get('tag') else ''),
         '',
         '| method | config | mIoU mean | std | min | max | ' +
         ' | '.join(f'seed {s}' for s in seeds) + ' |',
@@ -172,6 +198,18 @@ def to_markdown(report: dict) -> str:
             for seed in seeds)
         lines.append(f"| {LABELS[method]} | `{METHODS[method]}` | {s['mean']:.2f} | "
                      f"{s['std']:.2f} | {s['min']:.2f} | {s['max']:.2f} | {per_seed} |")
+    by_k = {seed: r['mIoU_by_k'] for seed, r in runs.get('iccld', {}).items()
+            if 'mIoU_by_k' in r}
+    if by_k:
+        ks = list(next(iter(by_k.values())))
+        lines += ['', 'ICCLD decoded with K DDIM steps (K = 0: the step-1 decode, m_hat0 = 0; '
+                  'the config tests at K = 3):', '',
+                  '| K | mean | ' + ' | '.join(f'seed {s}' for s in by_k) + ' |',
+                  '|---|---|' + '---|' * len(by_k)]
+        for k in ks:
+            values = [by_k[s][k] for s in by_k]
+            lines.append(f'| {k} | {statistics.fmean(values):.2f} | ' +
+                         ' | '.join(f'{v:.2f}' for v in values) + ' |')
     present = [c for c in CLASSES
                if any(c in r.get('per_class', {}) for m in runs.values() for r in m.values())]
     if present:
@@ -205,12 +243,17 @@ def main(argv=None):
             runs[method][str(seed)] = dict(
                 mIoU=float(m['mIoU']), per_class=per_class_iou(metrics),
                 train_seconds=metrics.get('train_seconds'), checkpoint=metrics['checkpoint'])
+            if method == 'iccld' and args.iccld_k:
+                runs[method][str(seed)]['mIoU_by_k'] = {
+                    str(k): test_at_k(method, seed, k, metrics['checkpoint'], args)
+                    for k in args.iccld_k}
             print(f"[results] {method}, seed {seed}: mIoU {m['mIoU']:.2f}", flush=True)
     report = dict(
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python tools/uda_results.py ' + ' '.join(sys.argv[1:] if argv is None
                                                           else argv),
-        iters=args.iters, seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
+        tag=args.tag, iters=args.iters,
+        seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
         configs={m: METHODS[m] for m in args.plan}, cfg_options=args.cfg_options,
         summary=summarise(runs), runs=runs)
     out = osp.join(ROOT, args.out)

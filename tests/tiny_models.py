@@ -1,0 +1,47 @@
+"""Tiny model configs shared by the tests: DAFormer's network (MiT + DAFormerHead) at 8 to 64
+channels, and the DACS wrapper around any segmentor."""
+from mmengine.config import ConfigDict
+from mmseg.registry import MODELS
+
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+
+
+def tiny_mit() -> dict:
+    """A MiT with 8, 16, 40, 64 channels and one layer per stage, no drop path."""
+    return dict(
+        type='MixVisionTransformer', in_channels=3, embed_dims=8, num_stages=4,
+        num_layers=[1, 1, 1, 1], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3],
+        sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), drop_path_rate=0.0)
+
+
+def tiny_daformer_head() -> dict:
+    """DAFormerHead on ``tiny_mit``'s stages, 19 classes, BN."""
+    return dict(
+        type='DAFormerHead', in_channels=[8, 16, 40, 64], in_index=[0, 1, 2, 3], channels=8,
+        embed_dims=8, num_classes=19, norm_cfg=dict(type='BN'), align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))
+
+
+def tiny_daformer() -> dict:
+    """DAFormer's network (EncoderDecoder of ``tiny_mit`` and ``tiny_daformer_head``)."""
+    return dict(type='EncoderDecoder', backbone=tiny_mit(), decode_head=tiny_daformer_head(),
+                train_cfg=dict(), test_cfg=dict(mode='whole'))
+
+
+def dacs_config(segmentor: dict, **kwargs) -> dict:
+    """DACS around ``segmentor`` with the UDA data preprocessor and no pseudo-label margins;
+    ``kwargs`` override any DACS argument."""
+    cfg = dict(
+        type='DACS', model=segmentor, pseudo_margins=(0, 0, 0, 0),
+        data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,
+                               bgr_to_rgb=True, size_divisor=32, pad_val=0, seg_pad_val=255))
+    cfg.update(kwargs)
+    return cfg
+
+
+def build_uda(cfg: dict):
+    """Build a UDA wrapper from its config, initialise its weights, in train mode."""
+    model = MODELS.build(ConfigDict(cfg))
+    model.init_weights()
+    return model.train()
