@@ -200,7 +200,7 @@ def measure(args) -> dict:
         steps = args.iccld_steps if probe.is_iccld else [None]
         entries += [probe if step is None else Entry(config, args, step) for step in steps]
     results = {e.name: dict(config=e.config, step=e.step, batch_size=e.batch_size,
-                            crop=list(e.crop)) for e in entries}
+                            uda=e.is_uda, crop=list(e.crop)) for e in entries}
 
     if not args.no_train:
         for entry in entries:
@@ -268,7 +268,10 @@ def to_markdown(report: dict) -> str:
         def fmt(key, spec):
             return format(r[key], spec) if key in r else ''
 
-        batch = f"{r['batch_size']}+{r['batch_size']}" if 'batch_size' in r else ''
+        batch = ''
+        if 'batch_size' in r:  # source + target for UDA, source alone otherwise
+            batch = (f"{r['batch_size']}+{r['batch_size']}" if r.get('uda', True) else
+                     str(r['batch_size']))
         crop = 'x'.join(map(str, r['crop'])) if 'crop' in r else ''
         size = 'x'.join(map(str, r['test_size'][::-1])) if 'test_size' in r else ''
         lines.append(f"| {name} | {batch} | {crop} | {fmt('train_iter_s', '.3f')} | "

@@ -19,6 +19,9 @@ import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tools.uda_results import LABELS  # noqa: E402
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
 
 
@@ -37,7 +40,8 @@ def uda_tables(paths: list) -> list:
                   '| method | config | runs | mIoU mean | std | min | max |',
                   '|---|---|---|---|---|---|---|']
         for method, s in report['summary'].items():
-            lines.append(f"| {method} | `{report['configs'][method]}` | {s['n']} | "
+            lines.append(f"| {LABELS.get(method, method)} | `{report['configs'][method]}` | "
+                         f"{s['n']} | "
                          f"{s['mean']:.2f} | {s['std']:.2f} | {s['min']:.2f} | "
                          f"{s['max']:.2f} |")
         lines.append('')
@@ -57,6 +61,10 @@ def benchmark_tables(paths: list) -> list:
                   f"AMP {report['amp'] or 'off'}; command: `{report.get('command', '')}`)", '',
                   '| entry | train iter (s) | x first | peak memory (MB) | latency (s) | '
                   'x first |', '|---|---|---|---|---|---|']
+        kinds = {e['peak_memory_kind'] for e in entries.values() if 'peak_memory_kind' in e}
+        if kinds:
+            lines[-3] = lines[-3].replace('; command:', f"; memory: {', '.join(sorted(kinds))}"
+                                          '; command:')
         base_latency = next((e['latency_s'] for e in entries.values() if 'latency_s' in e),
                             None)
         for name, e in entries.items():

@@ -43,15 +43,19 @@ def nonfinite_terms(losses: Dict[str, object]) -> List[str]:
     Returns:
         The offending keys, in the dict's order.
     """
-    bad = []
+    terms = {}
     for name, value in losses.items():
-        if 'loss' not in name:
-            continue
         values = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, Tensor) and not bool(torch.isfinite(v.detach()).all())
-               for v in values):
-            bad.append(name)
-    return bad
+        values = [v.detach() for v in values if isinstance(v, Tensor)]
+        if 'loss' in name and values:
+            terms[name] = torch.stack([torch.isfinite(v).all() for v in values]).all()
+    if not terms:
+        return []
+    # one host-device synchronisation for the whole dict; the names only when needed
+    finite = torch.stack(list(terms.values()))
+    if bool(finite.all()):
+        return []
+    return [name for name, ok in zip(terms, finite.tolist()) if not ok]
 
 
 def current_iteration(fallback: int) -> int:
