@@ -63,7 +63,7 @@ def benchmark_tables(paths: list) -> list:
                   'x first |', '|---|---|---|---|---|---|']
         kinds = {e['peak_memory_kind'] for e in entries.values() if 'peak_memory_kind' in e}
         if kinds:
-            lines[-3] = lines[-3].replace('; command:', f"; memory: {', '.join(sorted(kinds))}"
+            lines[-4] = lines[-4].replace('; command:', f"; memory: {', '.join(sorted(kinds))}"
                                           '; command:')
         base_latency = next((e['latency_s'] for e in entries.values() if 'latency_s' in e),
                             None)
