@@ -1,9 +1,8 @@
-# The synthetic benchmark at HRDA's resolution: the same generated data as uda_synthetic.py,
-# resized to twice its size (source 512x288, target 512x256), as HRDA doubles DAFormer's
-# 1280x720 / 1024x512; 256x256 crops (HRDA: 1024x1024) for tiny CPU models; validation on the
-# target val split at 512x256.
-gta_data_root = 'data/synthetic/gta'
-cityscapes_data_root = 'data/synthetic/cityscapes'
+# The synthetic benchmark at HRDA's resolution: the same generated data and loaders as
+# uda_synthetic.py, resized to twice its size (source 512x288, target 512x256), as HRDA doubles
+# DAFormer's 1280x720 / 1024x512; 256x256 crops (HRDA: 1024x1024) for tiny CPU models;
+# validation on the target val split at 512x256.
+_base_ = ['./uda_synthetic.py']
 crop_size = (256, 256)
 gta_train_pipeline = [
     dict(type='LoadImageFromFileChecked'),
@@ -29,35 +28,12 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='UDADataset',
-        source=dict(
-            type='GTA5Dataset',
-            data_root=gta_data_root,
-            data_prefix=dict(img_path='images', seg_map_path='labels'),
-            pipeline=gta_train_pipeline),
-        target=dict(
-            type='CityscapesDataset',
-            data_root=cityscapes_data_root,
-            data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-            pipeline=cityscapes_train_pipeline),
+        source=dict(pipeline=gta_train_pipeline),
+        target=dict(pipeline=cityscapes_train_pipeline),
         # HRDA's min_pixels=3000 is for 1024x1024 crops; scaled by the crop area:
-        # 3000 * (256 * 256) / (1024 * 1024) = 187.5 -> 188, and HRDA's min_crop_ratio 2.0.
-        rare_class_sampling=dict(class_temp=0.01, min_pixels=188, min_crop_ratio=2.0)))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CityscapesDataset',
-        data_root=cityscapes_data_root,
-        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
-        pipeline=test_pipeline))
+        # 3000 * (256 * 256) / (1024 * 1024) = 187.5 -> 188 (as uda_synthetic.py's 128x128
+        # crops of DAFormer's 512x512), with HRDA's min_crop_ratio 2.0.
+        rare_class_sampling=dict(min_pixels=188, min_crop_ratio=2.0)))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
