@@ -5,13 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper, OptimWrapperDict
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from mmseg_iccld.models.losses.pixel_weighted import loss_by_feat_weighted
-from tiny_models import build_uda, dacs_config, tiny_daformer
+from tiny_models import build_uda, dacs_config, random_uda_batch, tiny_daformer
 
 register_all_modules(init_default_scope=True)
 # Tiny tensors: a second intra-op thread only adds synchronisation, and on a loaded 2-core
@@ -39,19 +37,7 @@ def source_label(n: int) -> torch.Tensor:
 
 
 def uda_batch(n: int = 2, seed: int = 0, labels=None) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    labels = source_label(n) if labels is None else labels
-    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
-    for i in range(n):
-        meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
-        for prefix in ('', 'target_'):
-            batch[f'{prefix}inputs'].append(
-                torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator))
-            sample = SegDataSample(metainfo=meta)
-            if not prefix:
-                sample.gt_sem_seg = PixelData(data=labels[i])
-            batch[f'{prefix}data_samples'].append(sample)
-    return batch
+    return random_uda_batch(source_label(n) if labels is None else labels, seed)
 
 
 def optim_wrapper(dacs) -> OptimWrapper:

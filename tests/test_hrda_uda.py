@@ -4,12 +4,11 @@ import math
 import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
-from tiny_models import build_uda, dacs_config, tiny_daformer_head, tiny_mit
+from tiny_models import (build_uda, dacs_config, random_uda_batch, tiny_daformer_head,
+                         tiny_mit)
 
 register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
@@ -28,20 +27,9 @@ def build_dacs(**kwargs):
 
 
 def uda_batch(n: int = 2, seed: int = 0, label_value: int = 13) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
-    for _ in range(n):
-        meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
-        for prefix in ('', 'target_'):
-            batch[f'{prefix}inputs'].append(
-                torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator))
-            sample = SegDataSample(metainfo=meta)
-            if not prefix:
-                label = torch.full((1, SIZE, SIZE), label_value, dtype=torch.long)
-                label[:, :8] = 0  # a strip of road on top
-                sample.gt_sem_seg = PixelData(data=label)
-            batch[f'{prefix}data_samples'].append(sample)
-    return batch
+    labels = torch.full((n, 1, SIZE, SIZE), label_value, dtype=torch.long)
+    labels[:, :, :8] = 0  # a strip of road on top
+    return random_uda_batch(labels, seed)
 
 
 def test_teacher_pseudo_labels_come_from_the_sliding_detail_windows():

@@ -6,12 +6,11 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
+from tiny_models import random_uda_batch
 from mmseg_iccld.engine.hooks.iccld_step_hook import ICCLDStepHook
 from mmseg_iccld.models.losses import loss_adv_generator
 
@@ -63,22 +62,11 @@ def build_optim(uda):
 
 
 def uda_batch(n: int = 2, seed: int = 0) -> dict:
-    generator = torch.Generator().manual_seed(seed)
-    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
-    label = torch.zeros(1, SIZE, SIZE, dtype=torch.long)
-    label[:, :SIZE // 2] = 10  # sky over road, a car in the middle, a person
-    label[:, 24:40, 16:48] = 13
-    label[:, 40:56, 50:58] = 11
-    for _ in range(n):
-        meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
-        for prefix in ('', 'target_'):
-            batch[f'{prefix}inputs'].append(
-                torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator))
-            sample = SegDataSample(metainfo=meta)
-            if not prefix:
-                sample.gt_sem_seg = PixelData(data=label.clone())
-            batch[f'{prefix}data_samples'].append(sample)
-    return batch
+    label = torch.zeros(n, 1, SIZE, SIZE, dtype=torch.long)
+    label[:, :, :SIZE // 2] = 10  # sky over road, a car in the middle, a person
+    label[:, :, 24:40, 16:48] = 13
+    label[:, :, 40:56, 50:58] = 11
+    return random_uda_batch(label, seed)
 
 
 def params(module):

@@ -4,14 +4,12 @@ import math
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from mmseg_iccld.models.uda.dacs import DACS
 from mmseg_iccld.models.uda.masking import MaskedImageConsistency, block_mask
-from tiny_models import build_uda, dacs_config, tiny_daformer
+from tiny_models import build_uda, dacs_config, random_uda_batch, tiny_daformer
 
 register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
@@ -27,21 +25,10 @@ def build_dacs(**kwargs):
 
 def uda_batch(n: int = 2, seed: int = 0, labels=None) -> dict:
     """Random source and target images; source labels car | road over person | ignored."""
-    generator = torch.Generator().manual_seed(seed)
     if labels is None:
         labels = torch.full((n, 1, SIZE, SIZE), 255, dtype=torch.long)
         labels[:, :, :32, :32], labels[:, :, :32, 32:], labels[:, :, 32:, :32] = 13, 0, 11
-    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
-    for i in range(n):
-        meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE))
-        for prefix in ('', 'target_'):
-            batch[f'{prefix}inputs'].append(
-                torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8, generator=generator))
-            sample = SegDataSample(metainfo=meta)
-            if not prefix:
-                sample.gt_sem_seg = PixelData(data=labels[i])
-            batch[f'{prefix}data_samples'].append(sample)
-    return batch
+    return random_uda_batch(labels, seed)
 
 
 def test_block_mask_drops_the_stated_fraction_of_whole_patches():

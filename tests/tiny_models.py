@@ -1,7 +1,10 @@
 """Tiny model configs shared by the tests: DAFormer's network (MiT + DAFormerHead) at 8 to 64
 channels, and the DACS wrapper around any segmentor."""
+import torch
 from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 MEAN = [123.675, 116.28, 103.53]
 STD = [58.395, 57.12, 57.375]
@@ -45,3 +48,29 @@ def build_uda(cfg: dict):
     model = MODELS.build(ConfigDict(cfg))
     model.init_weights()
     return model.train()
+
+
+def random_uda_batch(labels: torch.Tensor, seed: int = 0) -> dict:
+    """A collated UDA batch of random uint8 images with the given source labels.
+
+    Args:
+        labels: Source labels ``(N, 1, H, W)``; the target samples get none.
+        seed: Seed of the images, drawn source then target for each sample in turn.
+
+    Returns:
+        dict with ``inputs``, ``data_samples``, ``target_inputs``, ``target_data_samples``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    n, _, height, width = labels.shape
+    batch = dict(inputs=[], data_samples=[], target_inputs=[], target_data_samples=[])
+    for i in range(n):
+        meta = dict(img_shape=(height, width), ori_shape=(height, width))
+        for prefix in ('', 'target_'):
+            batch[f'{prefix}inputs'].append(
+                torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                              generator=generator))
+            sample = SegDataSample(metainfo=meta)
+            if not prefix:
+                sample.gt_sem_seg = PixelData(data=labels[i].clone())
+            batch[f'{prefix}data_samples'].append(sample)
+    return batch
