@@ -20,7 +20,7 @@ def load(name: str) -> Config:
 def test_mitb5_config_is_segformer_mit_b5_with_iccld_parts():
     cfg = load('iccld_mitb5.py')
     backbone = cfg.model.backbone
-    assert (backbone.type, backbone.embed_dims) == ('MixVisionTransformer', 64)
+    assert (backbone.type, backbone.embed_dims) == ('MixVisionTransformerSDPA', 64)
     assert backbone.num_layers == [3, 6, 40, 3] and backbone.num_heads == [1, 2, 5, 8]
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint='pretrained/mit_b5.pth')
     assert cfg.model.data_preprocessor is None

@@ -5,13 +5,19 @@ one process so that ratios between them are not at the mercy of a shared machine
         [--iccld-steps 1 2] [--latency-k 0 1 3 10] [--out benchmarks/results/NAME]
         [--crop H W] [--test-size H W]
 
-Each entry is a config (and, for ICCLD, a training step or an inference K). Training is timed
+Each entry is a config (and, for ICCLD, a training step or an inference K). A config may carry
+its own overrides, ``CONFIG@KEY=VALUE[@KEY=VALUE...]``, so that variants of one config (say,
+two attention kernels) are compared in the same process; ``--cfg-options`` apply to every
+entry. Training is timed
 on generated batches of the config's own batch size and crop size (the data loader is not
 part of the figure); entries are timed in interleaved rounds and the median iteration is
 reported. Peak memory is CUDA's ``max_memory_allocated`` on a GPU; on the CPU it is the peak
 resident set size of a fresh child process that builds the entry and trains it for a few
 iterations. Inference latency is one ``test_step`` (preprocessing, prediction, resizing to the
-original size) on an image of the config's test resolution.
+original size) on an image of the config's test resolution. Each training entry also gets the
+wall-clock time its part of the config's schedule would take at that speed (training
+iterations only: no data loading, validation or checkpoints); for ICCLD, step 1 covers the
+iterations before ``ICCLDStepHook``'s ``switch_iter`` and step 2 the rest.
 
 Writes ``NAME.json`` and ``NAME.md`` (a markdown table, with ratios to the first config).
 """
@@ -40,7 +46,8 @@ from tools.benchmark_batches import (find_crop_size, find_test_size,  # noqa: E4
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('configs', nargs='+', help='config files; the first is the baseline')
+    parser.add_argument('configs', nargs='*',
+                        help='config files (CONFIG@KEY=VALUE...); the first is the baseline')
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per entry')
     parser.add_argument('--rounds', type=int, default=4,
                         help='interleaved rounds the timed iterations are split into')
@@ -65,8 +72,39 @@ def parse_args(argv=None):
                         help='inference image size instead of the config\'s test resize')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides applied to every config')
+    parser.add_argument('--render', metavar='JSON', default=None,
+                        help='only rewrite the markdown table of an earlier JSON report')
     parser.add_argument('--child-memory', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def split_entry(spec: str) -> Tuple[str, dict]:
+    """``CONFIG@KEY=VALUE@...`` -> (config path, overrides as ``--cfg-options`` gives them)."""
+    path, *pairs = spec.split('@')
+    overrides = {}
+    for pair in pairs:
+        if '=' not in pair:
+            raise ValueError(f'benchmark entry {spec!r}: expected KEY=VALUE after "@", '
+                             f'got {pair!r}')
+        key, value = pair.split('=', 1)
+        overrides[key] = DictAction._parse_iterable(value)
+    return path, overrides
+
+
+def entry_label(spec: str) -> str:
+    """Short name of an entry: the config path without extension, then its overrides."""
+    path, *pairs = spec.split('@')
+    return osp.splitext(osp.relpath(path))[0] + ''.join(f' [{pair}]' for pair in pairs)
+
+
+def schedule_iters(cfg, step=None) -> int:
+    """Training iterations of the config's schedule (for ICCLD, those of one step)."""
+    max_iters = cfg.train_cfg.get('max_iters', 0)
+    if step is None:
+        return max_iters
+    switch = next((hook['switch_iter'] for hook in cfg.get('custom_hooks', [])
+                   if hook.get('type') == 'ICCLDStepHook'), max_iters)
+    return switch if step == 1 else max_iters - switch
 
 
 class Entry:
@@ -79,7 +117,8 @@ class Entry:
         from mmseg.registry import MODELS
         self.config = config
         self.step = step
-        self.cfg = load_config(config, args.cfg_options)
+        path, overrides = split_entry(config)
+        self.cfg = load_config(path, {**args.cfg_options, **overrides})
         init_default_scope(self.cfg.get('default_scope', 'mmseg'))
         self.device = torch.device(args.device)
         torch.manual_seed(0)
@@ -103,7 +142,7 @@ class Entry:
 
     @property
     def name(self) -> str:
-        base = osp.splitext(osp.relpath(self.config))[0]
+        base = entry_label(self.config)
         return f'{base} (step {self.step})' if self.step is not None else base
 
     def train_iters(self, n: int) -> list:
@@ -221,6 +260,8 @@ def measure(args) -> dict:
             r['train_iter_s'] = statistics.median(times[entry.name])
             r['train_iter_s_mean'] = statistics.fmean(times[entry.name])
             r['train_iters_timed'] = len(times[entry.name])
+            r['schedule_iters'] = schedule_iters(entry.cfg, entry.step)
+            r['schedule_hours'] = r['schedule_iters'] * r['train_iter_s'] / 3600
             if entry.device.type == 'cuda':
                 r['peak_memory_mb'] = peaks[entry.name]
                 r['peak_memory_kind'] = 'cuda max_memory_allocated'
@@ -243,7 +284,7 @@ def measure(args) -> dict:
             for k in ks:
                 entry.latency(2, k)  # warm-up
                 lat = entry.latency(args.latency_iters, k)
-                name = osp.splitext(osp.relpath(entry.config))[0] + (
+                name = entry_label(entry.config) + (
                     f' (K={k})' if k is not None else '')
                 results.setdefault(name, dict(config=entry.config, k=k))
                 results[name]['latency_s'] = statistics.median(lat)
@@ -253,17 +294,21 @@ def measure(args) -> dict:
 
 def to_markdown(report: dict) -> str:
     rows = report['entries']
-    baseline = osp.splitext(osp.relpath(report['configs'][0]))[0]
-    base = rows.get(baseline, {})
+    first = report['configs'][0]
+    # the baseline of each column: the first config's first row that has it
+    base = {key: next((r[key] for r in rows.values()
+                       if r.get('config') == first and key in r), None)
+            for key in ('train_iter_s', 'latency_s')}
     lines = [f"Device: {report['device']}; torch {report['torch']}; "
              f"AMP: {report['amp'] or 'off'}; {report['date']}; "
              f"`{report.get('command', '')}`", '',
              '| entry | batch | crop | train iter (s) | x baseline | peak memory (MB) | '
-             'training growth (MB) | latency (s) | x baseline | test size |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+             'training growth (MB) | schedule iters | schedule (h) | latency (s) | '
+             'x baseline | test size |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for name, r in rows.items():
         def ratio(key):
-            return f'{r[key] / base[key]:.2f}' if key in r and base.get(key) else ''
+            return f'{r[key] / base[key]:.2f}' if key in r and base[key] else ''
 
         def fmt(key, spec):
             return format(r[key], spec) if key in r else ''
@@ -276,8 +321,16 @@ def to_markdown(report: dict) -> str:
         size = 'x'.join(map(str, r['test_size'][::-1])) if 'test_size' in r else ''
         lines.append(f"| {name} | {batch} | {crop} | {fmt('train_iter_s', '.3f')} | "
                      f"{ratio('train_iter_s')} | {fmt('peak_memory_mb', '.0f')} | "
-                     f"{fmt('train_memory_growth_mb', '.0f')} | {fmt('latency_s', '.3f')} | "
+                     f"{fmt('train_memory_growth_mb', '.0f')} | {fmt('schedule_iters', 'd')} | "
+                     f"{fmt('schedule_hours', '.2f')} | {fmt('latency_s', '.3f')} | "
                      f"{ratio('latency_s')} | {size} |")
+    totals = {}
+    for name, r in rows.items():
+        if 'schedule_hours' in r:
+            totals.setdefault(entry_label(r['config']), []).append(r['schedule_hours'])
+    if totals:
+        lines += ['', 'Whole schedule at these speeds (training iterations only): ' + '; '.join(
+            f'{name}: {sum(hours):.2f} h' for name, hours in totals.items()) + '.']
     return '\n'.join(lines) + '\n'
 
 
@@ -286,6 +339,14 @@ def main(argv=None):
     args = parse_args(argv)
     if args.child_memory is not None:
         return _run_child_memory(args)
+    if args.render:
+        with open(args.render) as f:
+            report = json.load(f)
+        with open(osp.splitext(args.render)[0] + '.md', 'w') as f:
+            f.write(to_markdown(report))
+        return print(to_markdown(report))
+    if not args.configs:
+        raise ValueError('benchmark: give at least one config')
     results = measure(args)
     report = dict(
         command='python tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None else argv),

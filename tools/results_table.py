@@ -6,7 +6,7 @@ Reads what the measuring commands wrote, and nothing else:
 - ``docs/results/*.json`` and ``docs/results/ablations/*.json`` written by
   ``tools/uda_results.py`` (target mIoU per method, seed);
 - ``benchmarks/results/*.json`` written by ``tools/benchmark.py`` (iteration time, memory,
-  latency).
+  latency, schedule wall-clock) and by ``tools/profile_step.py`` (profiles of one iteration).
 
 The README section lies between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 ``--check`` exits with status 1 when the files are not up to date (nothing is written).
@@ -54,13 +54,16 @@ def benchmark_tables(paths: list) -> list:
         with open(path) as f:
             report = json.load(f)
         rel = osp.relpath(osp.splitext(path)[0] + '.md', ROOT)
+        if 'phases' in report:  # written by tools/profile_step.py
+            lines += profile_lines(report, rel)
+            continue
         entries = report['entries']
         base_name = next(iter(entries))
         base = entries[base_name]
         lines += [f"**Speed and memory** ([{rel}]({rel}); {report['device']}; "
                   f"AMP {report['amp'] or 'off'}; command: `{report.get('command', '')}`)", '',
-                  '| entry | train iter (s) | x first | peak memory (MB) | latency (s) | '
-                  'x first |', '|---|---|---|---|---|---|']
+                  '| entry | train iter (s) | x first | peak memory (MB) | schedule (h) | '
+                  'latency (s) | x first |', '|---|---|---|---|---|---|---|']
         kinds = {e['peak_memory_kind'] for e in entries.values() if 'peak_memory_kind' in e}
         if kinds:
             lines[-4] = lines[-4].replace('; command:', f"; memory: {', '.join(sorted(kinds))}"
@@ -75,10 +78,24 @@ def benchmark_tables(paths: list) -> list:
                 return format(e[key], spec), ratio
             t, tr = cell('train_iter_s', '.3f', base.get('train_iter_s'))
             m, _ = cell('peak_memory_mb', '.0f')
+            h, _ = cell('schedule_hours', '.1f')
             lat, lr = cell('latency_s', '.3f', base_latency)
-            lines.append(f'| {name} | {t} | {tr} | {m} | {lat} | {lr} |')
+            lines.append(f'| {name} | {t} | {tr} | {m} | {h} | {lat} | {lr} |')
         lines.append('')
     return lines
+
+
+def profile_lines(report: dict, rel: str) -> list:
+    """One paragraph for a profile of one training iteration: its largest phases."""
+    step = f" step {report['step']}" if report.get('step') else ''
+    phases = ', '.join(f"{p['name']} {100 * p['share']:.0f}%" for p in report['phases'][:4])
+    ours = sum(r['per_iter'] for r in report['host_reads']
+               if r['site'].startswith('mmseg_iccld'))
+    return [f"**Profile** of one iteration of `{report['config']}`{step} "
+            f"([{rel}]({rel}); {report['device']}; crop {'x'.join(map(str, report['crop']))}; "
+            f"AMP {report['amp'] or 'off'}): {report['wall_s_per_iter']:.2f} s per iteration; "
+            f"{phases}; host reads of tensor values per iteration: "
+            f"{report['host_reads_per_iter']:g}, {ours:g} of them in mmseg_iccld's code.", '']
 
 
 def build() -> str:

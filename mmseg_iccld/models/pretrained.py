@@ -78,7 +78,7 @@ def check_pretrained_files(cfg: Any) -> None:
             missing.append(f'{path} (set by {where})')
             init_keys.append(where[:-len('.checkpoint')] if where.endswith('.checkpoint')
                              else where)
-            needs_mit_help |= owner.get('type') == 'MixVisionTransformer'
+            needs_mit_help |= str(owner.get('type')).startswith('MixVisionTransformer')
     load_from = cfg.get('load_from')
     if load_from and _is_local(load_from) and not osp.isfile(load_from):
         missing.append(f'{load_from} (set by load_from)')

@@ -78,8 +78,10 @@ class ICCLD(EncoderDecoder):
                              f'predicts {self.decode_head.num_classes}')
         self.loss_ldm_weight = loss_ldm_weight
         self.detach_mask_estimate = detach_mask_estimate
-        # a buffer, so checkpoints (and resumed runs) know which step they are in
+        # a buffer, so checkpoints (and resumed runs) know which step they are in; the
+        # forward passes read its host copy, so they never wait for the device
         self.register_buffer('diffusion_stage', torch.tensor(1, dtype=torch.long))
+        self._stage = 1
         self.set_diffusion_stage(diffusion_stage)
 
     def set_diffusion_stage(self, stage: int) -> None:
@@ -91,11 +93,25 @@ class ICCLD(EncoderDecoder):
         if stage not in (1, 2):
             raise ValueError(f'diffusion_stage must be 1 or 2, got {stage}')
         self.diffusion_stage.fill_(stage)
+        self._stage = stage
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._stage = int(self.diffusion_stage)  # the step the checkpoint was in
+
+    @property
+    def current_stage(self) -> int:
+        """The training step, 1 or 2: the ``diffusion_stage`` buffer, read on the host.
+
+        The buffer changes only through :meth:`set_diffusion_stage` and checkpoint loading,
+        which both update this copy.
+        """
+        return self._stage
 
     @property
     def in_stage2(self) -> bool:
         """Whether the model is in step 2 (latent diffusion)."""
-        return int(self.diffusion_stage) == 2
+        return self._stage == 2
 
     @property
     def num_inference_steps(self) -> int:

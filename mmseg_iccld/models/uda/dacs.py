@@ -75,6 +75,9 @@ class DACS(BaseModel):
         mask_consistency: MIC's masked image consistency (``docs/method.md``, MIC): the
             arguments of :class:`MaskedImageConsistency` (``mask_ratio``,
             ``mask_block_size``, ``loss_weight``, ``color_augmentation``); None turns it off.
+        channels_last: Keep the 4-d weights of student, teacher and ImageNet backbone, and the
+            preprocessed images, in the channels-last memory format (the layout GPU
+            convolution kernels prefer). The same computation up to rounding.
         init_cfg: Initialisation config of this wrapper (the student has its own).
     """
 
@@ -92,6 +95,7 @@ class DACS(BaseModel):
                  imnet_feature_dist_scale_min_ratio: float = 0.75,
                  nonfinite: str = 'raise',
                  mask_consistency: Optional[dict] = None,
+                 channels_last: bool = False,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if len(pseudo_margins) != 4:
@@ -134,6 +138,10 @@ class DACS(BaseModel):
             self.imnet_backbone._is_init = True
         else:
             self.imnet_backbone = None
+        self.channels_last = channels_last
+        if channels_last:
+            # in place: the teacher's references to its parameters stay valid
+            self.to(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------- runner interface
 
@@ -159,11 +167,23 @@ class DACS(BaseModel):
 
     def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
         """Predictions of the student: evaluation always uses the student."""
-        return self.student.predict(inputs, data_samples)
+        return self.student.predict(self.memory_format(inputs), data_samples)
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
         """The student's raw network output."""
         return self.student._forward(inputs, data_samples)
+
+    def init_weights(self) -> None:
+        """Initialise the weights; with ``channels_last``, as in the default layout.
+
+        Random initialisations fill a tensor in memory order, so they are drawn in the
+        default layout (the same weights as without ``channels_last``) and converted after.
+        """
+        if not self.channels_last:
+            return super().init_weights()
+        self.to(memory_format=torch.contiguous_format)
+        super().init_weights()
+        self.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> 'DACS':
         """Set train/eval mode; the frozen ImageNet backbone always stays in eval mode."""
@@ -188,8 +208,8 @@ class DACS(BaseModel):
             ``masked.*`` (with MIC) and ``pseudo_weight``.
         """
         optim_wrapper = self.student_optim_wrapper(optim_wrapper)
-        data = self.data_preprocessor(data, True)
-        if int(self.teacher.steps) == 0:
+        data = self.preprocess(data)
+        if self.teacher.host_steps == 0:
             self.initialize_frozen_copies()
         self.loss_guard.begin(self)
 
@@ -434,6 +454,20 @@ class DACS(BaseModel):
         optim_wrapper.backward(loss)
         log_vars.pop('loss')
         return loss.detach(), OrderedDict((k, v.detach()) for k, v in log_vars.items())
+
+    def preprocess(self, data: Union[dict, tuple, list]) -> dict:
+        """The data preprocessor's training batch, images in the model's memory format."""
+        data = self.data_preprocessor(data, True)
+        for key in ('inputs', 'target_inputs'):
+            if key in data:
+                data[key] = self.memory_format(data[key])
+        return data
+
+    def memory_format(self, images: Tensor) -> Tensor:
+        """``images`` in channels-last layout when the model uses it, else unchanged."""
+        if self.channels_last and isinstance(images, Tensor) and images.dim() == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
     @staticmethod
     def student_optim_wrapper(

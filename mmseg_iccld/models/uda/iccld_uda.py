@@ -66,7 +66,7 @@ class ICCLDUDA(DACS):
     @property
     def training_step(self) -> int:
         """The current training step, 1 or 2 (the student's diffusion stage)."""
-        return int(self.student.diffusion_stage)
+        return self.student.current_stage
 
     def set_training_step(self, step: int, lambda_adv: float = 0.0) -> None:
         """Switch student and teacher to step 1 or 2 and set the adversarial weight.
@@ -101,8 +101,8 @@ class ICCLDUDA(DACS):
                            "with constructor='MultiOptimWrapperConstructor' and the keys "
                            "'model' and 'discriminator'")
         model_wrapper = optim_wrapper['model']
-        data = self.data_preprocessor(data, True)
-        if int(self.teacher.steps) == 0:
+        data = self.preprocess(data)
+        if self.teacher.host_steps == 0:
             self.initialize_frozen_copies()
         self.loss_guard.begin(self)
 

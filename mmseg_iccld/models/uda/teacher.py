@@ -53,32 +53,70 @@ class EMATeacher(ExponentialMovingAverage):
         super().__init__(model, momentum=1.0 - alpha, interval=1, device=device,
                          update_buffers=False)
         self.alpha = alpha
-        self._current_alpha = alpha
+        self._host_steps: Optional[int] = None
         disable_dropout(self.module)
 
     def alpha_at(self, steps: int) -> float:
         """EMA decay of the update made when the ``steps`` buffer equals ``steps`` (>= 1)."""
         return min(1.0 - 1.0 / (steps + 1), self.alpha)
 
+    @property
+    def host_steps(self) -> int:
+        """The ``steps`` buffer as a Python int, counted on the host.
+
+        Read from the buffer once (after construction or a checkpoint load) and counted up by
+        :meth:`update_parameters`, so the training loop never waits for the device to tell it.
+        """
+        if self._host_steps is None:
+            self._host_steps = int(self.steps)
+        return self._host_steps
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_steps = None  # a checkpoint brought its own steps
+
+    @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
-        """Copy the student (first call) or average it in (later calls).
+        """Copy the student (first call) or average it in (later calls); copy its buffers.
+
+        What mmengine's ``update_parameters`` does with ``interval=1`` and
+        ``update_buffers=False``, with the decay taken from :attr:`host_steps` instead of the
+        device, and with multi-tensor (``torch._foreach_*``) operations: a few kernel launches
+        per update instead of two per parameter tensor.
 
         Args:
             model: The student (unwrapped).
         """
-        # one host read per update, not one per parameter inside avg_func
-        self._current_alpha = self.alpha_at(int(self.steps))
-        super().update_parameters(model)
+        steps = self.host_steps
+        source = dict(model.named_parameters())
+        averaged, current = [], []
+        for name, param in self.avg_parameters.items():
+            if steps == 0 or param.dtype.is_floating_point:
+                averaged.append(param.data)
+                current.append(source[name].data.to(param.device))
+        if steps == 0:
+            torch._foreach_copy_(averaged, current)
+        elif averaged:
+            alpha = self.alpha_at(steps)
+            torch._foreach_mul_(averaged, alpha)
+            torch._foreach_add_(averaged, current, alpha=1.0 - alpha)
+        buffers = list(zip(self.module.buffers(), model.buffers()))
+        if buffers:
+            torch._foreach_copy_([own.data for own, _ in buffers],
+                                 [src.data.to(own.device) for own, src in buffers])
+        self.steps.add_(1)
+        self._host_steps = steps + 1
 
     def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
-        """``ema = alpha_t * ema + (1 - alpha_t) * x``, in place, as DAFormer computes it.
+        """``ema = alpha_t * ema + (1 - alpha_t) * x`` for one tensor, in place, as DAFormer
+        computes it (:meth:`update_parameters` does this for all tensors at once).
 
         Args:
             averaged_param: Teacher parameter.
             source_param: Student parameter.
-            steps: Value of the ``steps`` buffer (the decay was computed from it already).
+            steps: Value of the ``steps`` buffer.
         """
-        alpha = self._current_alpha
+        alpha = self.alpha_at(int(steps))
         averaged_param.mul_(alpha).add_(source_param, alpha=1.0 - alpha)
 
     def train(self, mode: bool = True) -> 'EMATeacher':

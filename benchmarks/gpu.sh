@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU figures of the project, in one command on a CUDA machine (run from the project root):
+#
+#   bash benchmarks/gpu.sh OUTDIR [--install WHEELS_DIR]
+#
+# --install first installs the OpenMMLab packages from a folder of wheels plus the mmcv 2.1.0
+# source (an offline machine: no package index), into /tmp/site; mmcv is built with its CPU
+# ops only (CUDA_VISIBLE_DEVICES= during the build; nothing here needs mmcv's CUDA ops).
+#
+# Then, MiT-B5 at the configs' own 512x512 crops, batch 2+2, random weights:
+#   OUTDIR/gpu-mitb5-512-fp32.{json,md}   DAFormer vs ICCLD step 1/2, fp32, latency 1024x512 at K=0/1/3/10
+#   OUTDIR/gpu-mitb5-512-bf16.{json,md}   the same with bf16 autocast (AmpOptimWrapper)
+#   OUTDIR/gpu-mitb5-512-bf16-speed-options.{json,md}
+#                                         ICCLD step 2, bf16: mmseg's MiT attention vs the fused
+#                                         one (the default) vs fused + channels_last
+#   OUTDIR/profile-gpu-iccld-mitb5-512-bf16.{json,md}
+#                                         one ICCLD step-2 iteration under the profiler
+# Each benchmark writes the schedule wall-clock (40k DAFormer, 40k+40k ICCLD) next to its
+# iteration times, and peak memory as CUDA's max_memory_allocated.
+set -euo pipefail
+out=${1:?usage: bash benchmarks/gpu.sh OUTDIR [--install WHEELS_DIR]}
+shift
+if [ "${1:-}" = "--install" ]; then
+  wheels=${2:?--install needs the folder of wheels}
+  site=/tmp/site
+  python3 -m pip install -q --no-index --no-deps --target "$site" "$wheels"/*.whl
+  export PYTHONPATH=$site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+  CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 MAX_JOBS=$(nproc) python3 -m pip install -q --no-index \
+    --no-deps --no-build-isolation --target "$site" "$wheels"/mmcv-2.1.0.tar.gz
+fi
+export PYTHONPATH=${PYTHONPATH:-}:$PWD
+mkdir -p "$out"
+python3 - <<'EOF'
+import torch, mmcv, mmseg, mmengine, diffusers
+print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))
+print('mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmengine', mmengine.__version__,
+      'diffusers', diffusers.__version__)
+EOF
+bench="python3 tools/benchmark.py configs/daformer/gta2cs.py configs/iccld/gta2cs.py --iters 20 --rounds 4 --warmup 3"
+$bench --out "$out/gpu-mitb5-512-fp32"
+$bench --amp bfloat16 --out "$out/gpu-mitb5-512-bf16"
+python3 tools/benchmark.py \
+  "configs/iccld/gta2cs.py@model.model.backbone.type=MixVisionTransformer" \
+  configs/iccld/gta2cs.py "configs/iccld/gta2cs.py@model.channels_last=True" \
+  --iccld-steps 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
+  --out "$out/gpu-mitb5-512-bf16-speed-options"
+python3 tools/profile_step.py configs/iccld/gta2cs.py --step 2 --amp bfloat16 --iters 5 \
+  --warmup 3 --out "$out/profile-gpu-iccld-mitb5-512-bf16"

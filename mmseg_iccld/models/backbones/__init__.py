@@ -1,0 +1,1 @@
+from .mit_sdpa import MixVisionTransformerSDPA  # noqa: F401
