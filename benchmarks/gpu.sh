@@ -12,11 +12,13 @@
 #   OUTDIR/gpu-mitb5-512-bf16.{json,md}   the same with bf16 autocast (AmpOptimWrapper)
 #   OUTDIR/gpu-mitb5-512-bf16-speed-options.{json,md}
 #                                         ICCLD step 2, bf16: mmseg's MiT attention vs the fused
-#                                         one (the default) vs fused + channels_last
+#                                         one (the default), + channels_last, + torch.compile of
+#                                         the student's backbone, decode head and UNet
 #   OUTDIR/profile-gpu-iccld-mitb5-512-bf16.{json,md}
 #                                         one ICCLD step-2 iteration under the profiler
 # Each benchmark writes the schedule wall-clock (40k DAFormer, 40k+40k ICCLD) next to its
-# iteration times, and peak memory as CUDA's max_memory_allocated.
+# iteration times, and peak memory as CUDA's max_memory_allocated. STAGES (default
+# "fp32 bf16 options profile") picks which of the four run, e.g. to stay under a time limit.
 set -euo pipefail
 out=${1:?usage: bash benchmarks/gpu.sh OUTDIR [--install WHEELS_DIR]}
 shift
@@ -36,13 +38,22 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_dev
 print('mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmengine', mmengine.__version__,
       'diffusers', diffusers.__version__)
 EOF
+stages=${STAGES:-fp32 bf16 options profile}
 bench="python3 tools/benchmark.py configs/daformer/gta2cs.py configs/iccld/gta2cs.py --iters 20 --rounds 4 --warmup 3"
-$bench --out "$out/gpu-mitb5-512-fp32"
-$bench --amp bfloat16 --out "$out/gpu-mitb5-512-bf16"
-python3 tools/benchmark.py \
-  "configs/iccld/gta2cs.py@model.model.backbone.type=MixVisionTransformer" \
-  configs/iccld/gta2cs.py "configs/iccld/gta2cs.py@model.channels_last=True" \
-  --iccld-steps 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
-  --out "$out/gpu-mitb5-512-bf16-speed-options"
-python3 tools/profile_step.py configs/iccld/gta2cs.py --step 2 --amp bfloat16 --iters 5 \
-  --warmup 3 --out "$out/profile-gpu-iccld-mitb5-512-bf16"
+for stage in $stages; do
+  case $stage in
+    fp32) $bench --out "$out/gpu-mitb5-512-fp32" ;;
+    bf16) $bench --amp bfloat16 --out "$out/gpu-mitb5-512-bf16" ;;
+    options)
+      python3 tools/benchmark.py \
+        "configs/iccld/gta2cs.py@model.model.backbone.type=MixVisionTransformer" \
+        configs/iccld/gta2cs.py "configs/iccld/gta2cs.py@model.channels_last=True" \
+        "configs/iccld/gta2cs.py@model.compile_modules=[backbone,decode_head,neck.unet]" \
+        --iccld-steps 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
+        --out "$out/gpu-mitb5-512-bf16-speed-options" ;;
+    profile)
+      python3 tools/profile_step.py configs/iccld/gta2cs.py --step 2 --amp bfloat16 --iters 5 \
+        --warmup 3 --out "$out/profile-gpu-iccld-mitb5-512-bf16" ;;
+    *) echo "unknown stage $stage (fp32, bf16, options, profile)" >&2; exit 1 ;;
+  esac
+done

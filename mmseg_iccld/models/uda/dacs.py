@@ -18,17 +18,15 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmseg.registry import MODELS
-from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList,
-                         add_prefix)
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
 from ..losses.pixel_weighted import bind_pixel_weighted_loss, weighted_data_samples
+from .base import UDAModel
 from .classmix import class_mix, class_mix_masks, color_jitter, gaussian_blur
 from .feature_distance import feature_distance_loss
-from .loss_guard import NonFiniteLossGuard
 from .masking import MaskedImageConsistency
 from .pseudo_label import pseudo_label_from_logits, pseudo_weight_map
 from .teacher import EMATeacher
@@ -39,7 +37,7 @@ CITYSCAPES_THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 
 
 @MODELS.register_module()
-class DACS(BaseModel):
+class DACS(UDAModel):
     """DACS with DAFormer's additions around any mmseg segmentor.
 
     Children: ``model`` (the student, trained and evaluated), ``teacher`` (EMA of the
@@ -78,6 +76,8 @@ class DACS(BaseModel):
         channels_last: Keep the 4-d weights of student, teacher and ImageNet backbone, and the
             preprocessed images, in the channels-last memory format (the layout GPU
             convolution kernels prefer). The same computation up to rounding.
+        compile_modules: Student submodules run through ``torch.compile`` (:class:`UDAModel`).
+        compile_cfg: Keyword arguments of ``torch.compile``.
         init_cfg: Initialisation config of this wrapper (the student has its own).
     """
 
@@ -96,12 +96,15 @@ class DACS(BaseModel):
                  nonfinite: str = 'raise',
                  mask_consistency: Optional[dict] = None,
                  channels_last: bool = False,
+                 compile_modules: Sequence[str] = (),
+                 compile_cfg: Optional[dict] = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if len(pseudo_margins) != 4:
             raise ValueError('pseudo_margins is (top, bottom, left, right), got '
                              f'{pseudo_margins!r}')
-        self.model = MODELS.build(model) if isinstance(model, dict) else model
+        super().__init__(model, data_preprocessor=data_preprocessor, nonfinite=nonfinite,
+                         channels_last=channels_last, compile_modules=compile_modules,
+                         compile_cfg=compile_cfg, init_cfg=init_cfg)
         if not hasattr(self.model, 'backbone'):
             raise TypeError(f'DACS needs a segmentor with a backbone, got '
                             f'{type(self.model).__name__}')
@@ -124,7 +127,6 @@ class DACS(BaseModel):
             # a subclass with its own iteration would silently skip the masked loss
             raise ValueError(f'{type(self).__name__} has its own train_step, which does not '
                              'run the masked image consistency (mask_consistency)')
-        self.loss_guard = NonFiniteLossGuard(nonfinite)
 
         head = self.model.decode_head
         head = head[-1] if isinstance(head, nn.ModuleList) else head
@@ -136,61 +138,7 @@ class DACS(BaseModel):
             # It receives the student's initialised backbone at iteration 0; marking it
             # initialised keeps init_weights from reading the pretrained file twice.
             self.imnet_backbone._is_init = True
-        else:
-            self.imnet_backbone = None
-        self.channels_last = channels_last
-        if channels_last:
-            # in place: the teacher's references to its parameters stay valid
-            self.to(memory_format=torch.channels_last)
-
-    # ----------------------------------------------------------------- runner interface
-
-    @property
-    def student(self) -> nn.Module:
-        """The student segmentor, unwrapped from DDP where the runner wrapped it."""
-        return self.model.module if is_model_wrapper(self.model) else self.model
-
-    def forward(self, inputs: Tensor, data_samples: OptSampleList = None,
-                mode: str = 'tensor'):
-        """mmseg's forward modes (``'loss'``, ``'predict'``, ``'tensor'``), by the student."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
-
-    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Supervised loss of the student (through its DDP wrapper, when there is one)."""
-        return self.model(inputs, data_samples, mode='loss')
-
-    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
-        """Predictions of the student: evaluation always uses the student."""
-        return self.student.predict(self.memory_format(inputs), data_samples)
-
-    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
-        """The student's raw network output."""
-        return self.student._forward(inputs, data_samples)
-
-    def init_weights(self) -> None:
-        """Initialise the weights; with ``channels_last``, as in the default layout.
-
-        Random initialisations fill a tensor in memory order, so they are drawn in the
-        default layout (the same weights as without ``channels_last``) and converted after.
-        """
-        if not self.channels_last:
-            return super().init_weights()
-        self.to(memory_format=torch.contiguous_format)
-        super().init_weights()
-        self.to(memory_format=torch.channels_last)
-
-    def train(self, mode: bool = True) -> 'DACS':
-        """Set train/eval mode; the frozen ImageNet backbone always stays in eval mode."""
-        super().train(mode)
-        if self.imnet_backbone is not None:
-            self.imnet_backbone.eval()
-        return self
+        self.apply_speed_options()
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:
@@ -436,56 +384,5 @@ class DACS(BaseModel):
 
     # ------------------------------------------------------------------------- helpers
 
-    def backward_losses(self, optim_wrapper: OptimWrapper, losses: dict,
-                        prefix: str) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """Sum the ``loss*`` terms, backward once, and return what to log.
-
-        Args:
-            optim_wrapper: The student's optimizer wrapper (AMP loss scaling happens here).
-            losses: Loss dict of one domain.
-            prefix: Log prefix, e.g. ``'src'``.
-
-        Returns:
-            tuple: the detached total and the detached, prefixed log variables.
-        """
-        losses = add_prefix(losses, prefix)
-        self.loss_guard.check(losses)  # raises here, before the backward, under 'raise'
-        loss, log_vars = self.parse_losses(losses)
-        optim_wrapper.backward(loss)
-        log_vars.pop('loss')
-        return loss.detach(), OrderedDict((k, v.detach()) for k, v in log_vars.items())
-
-    def preprocess(self, data: Union[dict, tuple, list]) -> dict:
-        """The data preprocessor's training batch, images in the model's memory format."""
-        data = self.data_preprocessor(data, True)
-        for key in ('inputs', 'target_inputs'):
-            if key in data:
-                data[key] = self.memory_format(data[key])
-        return data
-
-    def memory_format(self, images: Tensor) -> Tensor:
-        """``images`` in channels-last layout when the model uses it, else unchanged."""
-        if self.channels_last and isinstance(images, Tensor) and images.dim() == 4:
-            return images.contiguous(memory_format=torch.channels_last)
-        return images
-
-    @staticmethod
-    def student_optim_wrapper(
-            optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> OptimWrapper:
-        """The student's optimizer wrapper: the wrapper itself or the dict's ``'model'``."""
-        if isinstance(optim_wrapper, OptimWrapperDict):
-            return optim_wrapper['model']
-        return optim_wrapper
-
     # a method, so that subclasses build their pseudo-labelled samples the same way
     build_data_samples = staticmethod(weighted_data_samples)
-
-    def normalization(self) -> Tuple[Tensor, Tensor]:
-        """Mean and std ``(3,)`` (0-255 range) the data preprocessor normalised with.
-
-        A preprocessor that does not normalise leaves pixels in 0-255: mean 0, std 1.
-        """
-        preprocessor = self.data_preprocessor
-        if getattr(preprocessor, '_enable_normalize', False):
-            return preprocessor.mean.flatten(), preprocessor.std.flatten()
-        return torch.zeros(3), torch.ones(3)

@@ -1,0 +1,175 @@
+"""The runner-facing half of the student-teacher UDA models (DACS and its subclasses).
+
+mmengine's runner trains through ``train_step`` and evaluates through ``forward(...,
+mode='predict')``; the UDA models evaluate their student, keep a frozen ImageNet copy in eval
+mode, optionally keep their weights and images channels-last, and sum, check and backpropagate
+the loss dict of each domain the same way. ``UDAModel`` holds that shared part; the iteration
+itself is the subclass's (``DACS.train_step``, ``ICCLDUDA.train_step``).
+"""
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel, is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmseg.registry import MODELS
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList,
+                         add_prefix)
+from torch import Tensor
+
+from .loss_guard import NonFiniteLossGuard
+
+
+class UDAModel(BaseModel):
+    """A student segmentor (``model``) trained by a UDA iteration, evaluated alone.
+
+    Subclasses add the teacher and the rest, set ``imnet_backbone`` when they keep a frozen
+    ImageNet copy, and call :meth:`apply_speed_options` once all their modules exist.
+
+    Args:
+        model: Config (or module) of the student, any mmseg segmentor.
+        data_preprocessor: Config of the batch preprocessor (normally ``UDADataPreprocessor``).
+        nonfinite: What a NaN or infinite loss term does: ``'raise'`` or ``'skip'`` the step
+            (:class:`NonFiniteLossGuard`).
+        channels_last: Keep the 4-d weights and the preprocessed images in the channels-last
+            memory format (the layout GPU convolution kernels prefer); the same computation up
+            to rounding.
+        compile_modules: Submodules of the student (dotted names, e.g. ``'backbone'``,
+            ``'decode_head'``, ``'neck.unet'``) whose ``forward`` runs through
+            ``torch.compile``; also where the model calls ``self.forward`` directly, as
+            mmseg's decode heads do in ``loss``. The teacher and the frozen copy stay eager.
+        compile_cfg: Keyword arguments of ``torch.compile`` (``mode``, ``backend``, ...).
+        init_cfg: Initialisation config of the wrapper (the student has its own).
+    """
+
+    def __init__(self,
+                 model: Union[ConfigType, nn.Module],
+                 data_preprocessor: OptConfigType = None,
+                 nonfinite: str = 'raise',
+                 channels_last: bool = False,
+                 compile_modules: Sequence[str] = (),
+                 compile_cfg: Optional[dict] = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.model = MODELS.build(model) if isinstance(model, dict) else model
+        self.imnet_backbone = None
+        self.channels_last = channels_last
+        self.compile_modules = tuple(compile_modules)
+        self.compile_cfg = dict(compile_cfg or {})
+        self.loss_guard = NonFiniteLossGuard(nonfinite)
+
+    def apply_speed_options(self) -> None:
+        """Apply ``channels_last`` and ``compile_modules``; call once every module exists.
+
+        The layout is converted in place, so references to the parameters (the teacher's,
+        for one) stay valid.
+        """
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        for name in self.compile_modules:
+            module = self.model
+            for part in name.split('.'):
+                module = getattr(module, part, None)
+            if not isinstance(module, nn.Module):
+                raise ValueError(f'compile_modules: the student '
+                                 f'({type(self.model).__name__}) has no submodule {name!r}')
+            module.forward = torch.compile(module.forward, **self.compile_cfg)
+
+    @property
+    def student(self) -> nn.Module:
+        """The student segmentor, unwrapped from DDP where the runner wrapped it."""
+        return self.model.module if is_model_wrapper(self.model) else self.model
+
+    def forward(self, inputs: Tensor, data_samples: OptSampleList = None,
+                mode: str = 'tensor'):
+        """mmseg's forward modes (``'loss'``, ``'predict'``, ``'tensor'``), by the student."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Supervised loss of the student (through its DDP wrapper, when there is one)."""
+        return self.model(inputs, data_samples, mode='loss')
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Predictions of the student: evaluation always uses the student."""
+        return self.student.predict(self.memory_format(inputs), data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None):
+        """The student's raw network output."""
+        return self.student._forward(inputs, data_samples)
+
+    def init_weights(self) -> None:
+        """Initialise the weights; with ``channels_last``, as in the default layout.
+
+        Random initialisations fill a tensor in memory order, so they are drawn in the
+        default layout (the same weights as without ``channels_last``) and converted after.
+        """
+        if not self.channels_last:
+            return super().init_weights()
+        self.to(memory_format=torch.contiguous_format)
+        super().init_weights()
+        self.to(memory_format=torch.channels_last)
+
+    def train(self, mode: bool = True) -> 'UDAModel':
+        """Set train/eval mode; the frozen ImageNet backbone always stays in eval mode."""
+        super().train(mode)
+        if self.imnet_backbone is not None:
+            self.imnet_backbone.eval()
+        return self
+
+    def backward_losses(self, optim_wrapper: OptimWrapper, losses: dict,
+                        prefix: str) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Sum the ``loss*`` terms, backward once, and return what to log.
+
+        Args:
+            optim_wrapper: The student's optimizer wrapper (AMP loss scaling happens here).
+            losses: Loss dict of one domain.
+            prefix: Log prefix, e.g. ``'src'``.
+
+        Returns:
+            tuple: the detached total and the detached, prefixed log variables.
+        """
+        losses = add_prefix(losses, prefix)
+        self.loss_guard.check(losses)  # raises here, before the backward, under 'raise'
+        loss, log_vars = self.parse_losses(losses)
+        optim_wrapper.backward(loss)
+        log_vars.pop('loss')
+        return loss.detach(), OrderedDict((k, v.detach()) for k, v in log_vars.items())
+
+    def preprocess(self, data: Union[dict, tuple, list]) -> dict:
+        """The data preprocessor's training batch, images in the model's memory format."""
+        data = self.data_preprocessor(data, True)
+        for key in ('inputs', 'target_inputs'):
+            if key in data:
+                data[key] = self.memory_format(data[key])
+        return data
+
+    def memory_format(self, images: Tensor) -> Tensor:
+        """``images`` in channels-last layout when the model uses it, else unchanged."""
+        if self.channels_last and isinstance(images, Tensor) and images.dim() == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    @staticmethod
+    def student_optim_wrapper(
+            optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> OptimWrapper:
+        """The student's optimizer wrapper: the wrapper itself or the dict's ``'model'``."""
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            return optim_wrapper['model']
+        return optim_wrapper
+
+    def normalization(self) -> Tuple[Tensor, Tensor]:
+        """Mean and std ``(3,)`` (0-255 range) the data preprocessor normalised with.
+
+        A preprocessor that does not normalise leaves pixels in 0-255: mean 0, std 1.
+        """
+        preprocessor = self.data_preprocessor
+        if getattr(preprocessor, '_enable_normalize', False):
+            return preprocessor.mean.flatten(), preprocessor.std.flatten()
+        return torch.zeros(3), torch.ones(3)
