@@ -122,3 +122,31 @@ def test_misaligned_weight_is_an_error():
     with pytest.raises(ValueError, match='seg_weight'):
         loss_by_feat_weighted(head, torch.randn(1, 3, 4, 4),
                               _samples(labels, torch.ones(1, 2, 2)))
+
+
+def test_pixel_accuracy_is_mmseg_accuracy_without_host_reads():
+    from mmseg.models.losses import accuracy
+
+    from mmseg_iccld.models.losses.pixel_weighted import pixel_accuracy
+    # by hand: 4 pixels, one ignored; of the other three, two are right -> 66.67%
+    logits = torch.tensor([[[[2., 0.], [0., 1.]], [[0., 1.], [3., 0.]]]])  # (1, 2, 2, 2)
+    labels = torch.tensor([[[0, 0], [1, 255]]])  # argmax is [[0, 1], [1, 0]]
+    assert torch.allclose(pixel_accuracy(logits, labels, 255), torch.tensor([200 / 3]))
+    torch.manual_seed(0)
+    logits = torch.randn(2, 19, 64, 96)
+    labels = torch.randint(0, 19, (2, 64, 96))
+    labels[:, :10] = 255
+
+    def synchronising_ops(function):
+        with torch.profiler.profile() as prof:
+            result = function(logits, labels, ignore_index=255)
+        names = {event.key for event in prof.key_averages()}
+        return result, names & {'aten::nonzero', 'aten::_local_scalar_dense'}
+
+    expected, theirs = synchronising_ops(accuracy)
+    ours, none = synchronising_ops(pixel_accuracy)
+    assert 'aten::nonzero' in theirs and not none  # boolean indexing waits for the device
+    assert ours.shape == (1, ) and torch.equal(ours, expected)
+    # every pixel ignored: mmseg's eps / eps
+    assert torch.equal(pixel_accuracy(logits, torch.full_like(labels, 255), 255),
+                       accuracy(logits, torch.full_like(labels, 255), ignore_index=255))

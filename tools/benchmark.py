@@ -242,8 +242,8 @@ def measure(args) -> dict:
                             uda=e.is_uda, crop=list(e.crop)) for e in entries}
 
     if not args.no_train:
-        for entry in entries:
-            entry.train_iters(args.warmup)
+        for entry in entries:  # the warm-up holds torch.compile's compilation, if any
+            results[entry.name]['warmup_iter_s'] = entry.train_iters(args.warmup)
         per_round = max(1, args.iters // args.rounds)
         times = {e.name: [] for e in entries}
         peaks = {e.name: 0 for e in entries}
