@@ -47,3 +47,24 @@ def test_unknown_wrapper_type_is_a_clear_error(fake_gpu):
     cfg.optim_wrapper.type = 'SomeOtherWrapper'
     with pytest.raises(ValueError, match='optim_wrapper \\(type SomeOtherWrapper\\)'):
         apply_amp(cfg)
+
+
+def test_iccld_trains_and_predicts_under_bf16_autocast():
+    """What AmpOptimWrapper's context does on a GPU, here with the CPU's bf16 autocast: both
+    steps and the K-step prediction run with mixed dtypes and give finite numbers."""
+    from test_iccld_uda import build_optim, build_uda, uda_batch
+    uda = build_uda()
+    optim = build_optim(uda)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        log1 = uda.train_step(uda_batch(seed=1), optim)
+        uda.set_training_step(2, lambda_adv=0.5)
+        log2 = uda.train_step(uda_batch(seed=2), optim)
+        uda.eval()
+        batch = uda_batch(seed=3)
+        samples = uda.test_step(dict(inputs=batch['target_inputs'],
+                                     data_samples=batch['target_data_samples']))
+    assert {'src.loss_ldm', 'tgt.loss_adv_gen', 'dis.loss'} <= set(log2)
+    for log in (log1, log2):
+        assert all(torch.isfinite(value).all() for value in log.values())
+    assert len(samples) == 2 and samples[0].pred_sem_seg.data.shape == (1, 64, 64)
+    assert torch.isfinite(samples[0].seg_logits.data.float()).all()

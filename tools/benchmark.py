@@ -121,6 +121,8 @@ class Entry:
         self.cfg = load_config(path, {**args.cfg_options, **overrides})
         init_default_scope(self.cfg.get('default_scope', 'mmseg'))
         self.device = torch.device(args.device)
+        if self.cfg.get('env_cfg', {}).get('cudnn_benchmark', False):
+            torch.backends.cudnn.benchmark = True  # as the runner sets it for training
         torch.manual_seed(0)
         # weights stay random: timing does not depend on them, and no pretrained file is needed
         self.model = MODELS.build(self.cfg.model).to(self.device)
