@@ -6,6 +6,13 @@
 # --install first installs the OpenMMLab packages from a folder of wheels plus the mmcv 2.1.0
 # source (an offline machine: no package index), into /tmp/site; mmcv is built with its CPU
 # ops only (CUDA_VISIBLE_DEVICES= during the build; nothing here needs mmcv's CUDA ops).
+# Gather that folder on a machine with a package index, for the GPU machine's Python 3.12:
+#   bash ../shared/tools/gpu-wheels.sh     # wheels into .whl/ (ignored by git)
+#   echo 'setuptools<70' > /tmp/setuptools.txt
+#   PIP_CONSTRAINT=/tmp/setuptools.txt python3 -m pip download --no-deps --no-binary :all: \
+#       -d .whl mmcv==2.1.0               # the source, when the first step left it out
+# (pip reads mmcv's metadata by running its setup.py, which needs pkg_resources: gone from
+# setuptools >= 70, hence the constraint.)
 #
 # Then, MiT-B5 at the configs' own 512x512 crops, batch 2+2, random weights:
 #   OUTDIR/gpu-mitb5-512-fp32.{json,md}   DAFormer vs ICCLD step 1/2, fp32, latency 1024x512 at K=0/1/3/10
@@ -24,6 +31,10 @@ out=${1:?usage: bash benchmarks/gpu.sh OUTDIR [--install WHEELS_DIR]}
 shift
 if [ "${1:-}" = "--install" ]; then
   wheels=${2:?--install needs the folder of wheels}
+  if [ ! -f "$wheels/mmcv-2.1.0.tar.gz" ]; then
+    echo "$wheels/mmcv-2.1.0.tar.gz is missing: download it as this script's header says" >&2
+    exit 1
+  fi
   site=/tmp/site
   python3 -m pip install -q --no-index --no-deps --target "$site" "$wheels"/*.whl
   export PYTHONPATH=$site:$PWD${PYTHONPATH:+:$PYTHONPATH}
