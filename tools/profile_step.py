@@ -52,13 +52,14 @@ PHASES = (
     ('discriminator_step', 'discriminator step (ICCLD step 2)'),
     ('update_teacher', 'teacher EMA update'),
 )
-# Networks whose forward passes are timed, as (path from the UDA model, name).
+# Networks whose forward passes are timed, as (submodule of the UDA model, name);
+# ``model`` is the student.
 NETWORKS = (
     ('data_preprocessor', 'data preprocessor (normalise, stack)'),
-    ('student.backbone', 'student backbone'),
-    ('student.neck', 'student neck (ICCLD: z0 projector + UNet calls)'),
-    ('student.neck.unet', 'student UNet eps_theta'),
-    ('student.decode_head', 'student decode head'),
+    ('model.backbone', 'student backbone'),
+    ('model.neck', 'student neck (ICCLD: z0 projector + UNet calls)'),
+    ('model.neck.unet', 'student UNet eps_theta'),
+    ('model.decode_head', 'student decode head'),
     ('teacher.module.backbone', 'teacher backbone'),
     ('teacher.module.neck.unet', 'teacher UNet eps_theta'),
     ('teacher.module.decode_head', 'teacher decode head'),
@@ -85,15 +86,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _resolve(root, path: str):
-    node = root
-    for part in path.split('.'):
-        node = getattr(node, part, None)
-        if node is None:
-            return None
-    return node
-
-
 @contextlib.contextmanager
 def _phase_ranges(model):
     """Profiler ranges around the iteration's methods and the networks' forward passes."""
@@ -111,8 +103,9 @@ def _phase_ranges(model):
         setattr(model, attr, ranged)
     wrapped = []
     for path, label in NETWORKS:
-        module = _resolve(model, path)
-        if not isinstance(module, torch.nn.Module):
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:  # a network this model does not have
             continue
 
         # the forward method itself: heads are also called as self.forward(...) inside

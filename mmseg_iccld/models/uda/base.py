@@ -68,12 +68,12 @@ class UDAModel(BaseModel):
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
         for name in self.compile_modules:
-            module = self.model
-            for part in name.split('.'):
-                module = getattr(module, part, None)
-            if not isinstance(module, nn.Module):
-                raise ValueError(f'compile_modules: the student '
-                                 f'({type(self.model).__name__}) has no submodule {name!r}')
+            try:
+                module = self.model.get_submodule(name)
+            except AttributeError:
+                student = type(self.model).__name__
+                raise ValueError(f'compile_modules: the student ({student}) has no submodule '
+                                 f'{name!r}') from None
             module.forward = torch.compile(module.forward, **self.compile_cfg)
 
     @property
