@@ -59,7 +59,7 @@ for stage in $stages; do
       python3 tools/benchmark.py \
         "configs/iccld/gta2cs.py@model.model.backbone.type=MixVisionTransformer" \
         configs/iccld/gta2cs.py "configs/iccld/gta2cs.py@model.channels_last=True" \
-        "configs/iccld/gta2cs.py@model.compile_modules=[backbone,decode_head,neck.unet]" \
+        "configs/iccld/gta2cs.py@model.compile_modules=[backbone,decode_head,diffusion.unet]" \
         --iccld-steps 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
         --out "$out/gpu-mitb5-512-bf16-speed-options" ;;
     profile)

@@ -1,4 +1,5 @@
-"""ICCLD's neck (z0, mask code, eps_theta), decoder D and domain discriminator."""
+"""ICCLD's latent projector (z0), mask diffusion (code, eps_theta), decoder D and domain
+discriminator."""
 import math
 
 import pytest
@@ -16,9 +17,14 @@ NUM_CLASSES = 3
 
 
 def build_neck(**overrides):
+    cfg = dict(type='LatentProjector', in_channels=STAGE_CHANNELS, latent_channels=16)
+    cfg.update(overrides)
+    return MODELS.build(cfg)
+
+
+def build_diffusion(**overrides):
     cfg = dict(
-        type='DiffusionLatentNeck',
-        in_channels=STAGE_CHANNELS,
+        type='MaskDiffusion',
         num_classes=NUM_CLASSES,
         latent_channels=16,
         cond_channels=8,
@@ -56,14 +62,16 @@ def stages(height: int, width: int, batch: int = 2):
 @pytest.mark.parametrize('stride,expected', [(4, (9, 11)), (8, (5, 6))])
 def test_image_latent_grid(stride, expected):
     neck = build_neck(latent_stride=stride)
-    z0 = neck(stages(36, 44))
+    features = stages(36, 44)
+    *passed, z0 = neck(features)
     assert z0.shape == (2, 16, *expected)
+    assert all(a is b for a, b in zip(passed, features)) and len(passed) == 4
 
 
 def test_mask_latent_is_scaled_analog_onehot():
-    neck = build_neck()
+    diffusion = build_diffusion()
     label = torch.tensor([[[0, 2], [255, 1]]])
-    m0 = neck.mask_latent(label)
+    m0 = diffusion.mask_latent(label)
     expected = torch.tensor([[[2.0, -2.0], [0.0, -2.0]],   # class 0
                              [[-2.0, -2.0], [0.0, 2.0]],   # class 1
                              [[-2.0, 2.0], [0.0, -2.0]]])  # class 2
@@ -71,68 +79,85 @@ def test_mask_latent_is_scaled_analog_onehot():
 
 
 def test_downsample_to_latent_is_nearest():
-    neck = build_neck()
+    diffusion = build_diffusion()
     label = torch.arange(16).reshape(1, 1, 4, 4)
-    assert torch.equal(neck.downsample_to_latent(label, (2, 2)), torch.tensor([[[0, 2],
+    assert torch.equal(diffusion.downsample_to_latent(label, (2, 2)), torch.tensor([[[0, 2],
                                                                                   [8, 10]]]))
 
 
 def test_add_noise_and_clean_estimate_invert_each_other():
-    neck = build_neck()
-    alpha_bar = neck.noise_scheduler.alphas_cumprod
-    m0 = neck.mask_latent(torch.tensor([[[0, 1], [2, 255]]])).repeat(2, 1, 1, 1)
+    diffusion = build_diffusion()
+    alpha_bar = diffusion.noise_scheduler.alphas_cumprod
+    m0 = diffusion.mask_latent(torch.tensor([[[0, 1], [2, 255]]])).repeat(2, 1, 1, 1)
     noise = torch.randn_like(m0)
     t = torch.tensor([0, 400])
-    m_t = neck.add_noise(m0, noise, t)
+    m_t = diffusion.add_noise(m0, noise, t)
     by_hand = alpha_bar[t].sqrt().view(2, 1, 1, 1) * m0 + (
         1 - alpha_bar[t]).sqrt().view(2, 1, 1, 1) * noise
     assert torch.allclose(m_t, by_hand, atol=1e-6)
-    assert torch.allclose(neck.predict_clean_mask(m_t, noise, t), m0, atol=1e-4)
-    # a wrong noise estimate is clamped to the code's range [-2, 2]
-    estimate = neck.predict_clean_mask(m_t, noise - 5.0, torch.tensor([900, 900]))
+    # an exact noise prediction gives m0 back (epsilon form); a wrong one is clamped to the
+    # code's range [-2, 2]
+    exact = lambda *args: noise  # noqa: E731
+    diffusion.predict_output = exact
+    assert torch.allclose(diffusion.denoise(m_t, None, t)[1], m0, atol=1e-4)
+    diffusion.predict_output = lambda *args: noise - 5.0
+    estimate = diffusion.denoise(m_t, None, torch.tensor([900, 900]))[1]
     assert estimate.max().item() == 2.0
 
 
-def test_clean_estimate_matches_ddim_scheduler():
-    """Training reads the same clamped x0-estimate that the DDIM sampler steps from."""
-    neck = build_neck()
-    scheduler = neck.sample_scheduler
+@pytest.mark.parametrize('prediction_type', ['epsilon', 'v_prediction'])
+def test_clean_estimate_matches_ddim_scheduler(prediction_type):
+    """Training reads the same clamped x0-estimate that the DDIM sampler steps from, and
+    eq. 2's eps_hat is the noise diffusers' DDPM scheduler defines for that output."""
+    diffusion = build_diffusion(prediction_type=prediction_type)
+    scheduler = diffusion.sample_scheduler
     scheduler.set_timesteps(3)
-    m_t, eps = 3 * torch.randn(1, NUM_CLASSES, 4, 4), torch.randn(1, NUM_CLASSES, 4, 4)
+    m_t, out = 3 * torch.randn(1, NUM_CLASSES, 4, 4), torch.randn(1, NUM_CLASSES, 4, 4)
+    diffusion.predict_output = lambda *args: out
     for t in scheduler.timesteps.tolist():
-        expected = scheduler.step(eps, t, m_t).pred_original_sample
-        assert torch.allclose(neck.predict_clean_mask(m_t, eps, torch.tensor([t])), expected,
-                              atol=1e-5)
+        expected = scheduler.step(out, t, m_t).pred_original_sample
+        noise_pred, estimate = diffusion.denoise(m_t, None, torch.tensor([t]))
+        assert torch.allclose(estimate, expected, atol=1e-5)
+        if prediction_type == 'v_prediction':
+            # diffusers' velocity of (m0, eps) is the UNet's target: v(x0_hat, eps_hat) = out
+            # wherever the estimate is not clamped
+            velocity = diffusion.noise_scheduler.get_velocity(estimate, noise_pred,
+                                                              torch.tensor([t]))
+            inside = estimate.abs() < 2.0
+            assert torch.allclose(velocity[inside], out[inside], atol=1e-4)
+        else:
+            assert torch.equal(noise_pred, out)
     assert scheduler.timesteps.tolist() == [999, 666, 332]  # 'trailing': starts at T - 1
 
 
-def test_predict_noise_pads_and_crops_non_divisible_latents():
-    neck = build_neck().eval()
-    assert neck.size_divisor == 4
+def test_predict_output_pads_and_crops_non_divisible_latents():
+    diffusion = build_diffusion().eval()
+    assert diffusion.size_divisor == 4
     z0 = torch.randn(2, 16, 9, 11)
     m_t = torch.randn(2, NUM_CLASSES, 9, 11)
     t = torch.tensor([10, 700])
     with torch.no_grad():
-        eps = neck.predict_noise(m_t, z0, t)
-        sample = torch.cat([m_t, neck.cond_proj(z0)], dim=1)
-        by_hand = neck.unet(F.pad(sample, (0, 1, 0, 3), mode='replicate'), t).sample
+        eps = diffusion.predict_output(m_t, z0, t)
+        sample = torch.cat([m_t, diffusion.cond_proj(z0)], dim=1)
+        by_hand = diffusion.unet(F.pad(sample, (0, 1, 0, 3), mode='replicate'), t).sample
     assert eps.shape == (2, NUM_CLASSES, 9, 11)
     assert torch.allclose(eps, by_hand[:, :, :9, :11], atol=1e-6)
     # divisible sizes go straight through
     with torch.no_grad():
         z0, m_t = z0[:, :, :8, :8], m_t[:, :, :8, :8]
-        direct = neck.unet(torch.cat([m_t, neck.cond_proj(z0)], dim=1), t).sample
-        assert torch.allclose(neck.predict_noise(m_t, z0, t), direct, atol=1e-6)
+        direct = diffusion.unet(torch.cat([m_t, diffusion.cond_proj(z0)], dim=1), t).sample
+        assert torch.allclose(diffusion.predict_output(m_t, z0, t), direct, atol=1e-6)
 
 
 def test_unet_is_light_by_default():
-    neck = MODELS.build(dict(type='DiffusionLatentNeck', in_channels=STAGE_CHANNELS,
-                             num_classes=19))
-    unet = neck.unet
+    diffusion = MODELS.build(dict(type='MaskDiffusion', num_classes=19))
+    unet = diffusion.unet
     assert unet.config.in_channels == 19 + 64 and unet.config.out_channels == 19
     assert not any(isinstance(m, Attention) for m in unet.modules())
-    assert not neck.noise_scheduler.config.clip_sample
-    assert neck.noise_scheduler.config.beta_schedule == 'squaredcos_cap_v2'
+    assert not diffusion.noise_scheduler.config.clip_sample
+    assert diffusion.noise_scheduler.config.beta_schedule == 'squaredcos_cap_v2'
+    with pytest.raises(ValueError, match='prediction_type'):
+        MODELS.build(dict(type='MaskDiffusion', num_classes=19, prediction_type='sample'))
 
 
 # decoder D
@@ -210,3 +235,20 @@ def test_domain_discriminator_hand_values():
 def test_domain_discriminator_default_shape():
     disc = MODELS.build(dict(type='DomainDiscriminator', in_channels=19))
     assert disc(torch.randn(4, 19, 13, 17)).shape == (4, 3)
+    patches = MODELS.build(dict(type='DomainDiscriminator', in_channels=19, pool=False))
+    # three stride-2 3x3 convolutions with padding 1: 32 -> 16 -> 8 -> 4
+    assert patches(torch.randn(4, 19, 32, 29)).shape == (4, 3, 4, 4)
+
+
+def test_patch_discriminator_is_the_image_one_without_pooling():
+    """pool=False: the same features, a 1x1 convolution per location instead of pooling and
+    a linear layer; with equal weights the mean of the patch logits is the image logit."""
+    image = MODELS.build(dict(type='DomainDiscriminator', in_channels=5, channels=(4, 6)))
+    patch = MODELS.build(dict(type='DomainDiscriminator', in_channels=5, channels=(4, 6),
+                              pool=False))
+    patch.features.load_state_dict(image.features.state_dict())
+    with torch.no_grad():
+        patch.classifier.weight.copy_(image.classifier.weight[:, :, None, None])
+        patch.classifier.bias.copy_(image.classifier.bias)
+    x = torch.randn(2, 5, 16, 16)
+    torch.testing.assert_close(patch(x).mean(dim=(2, 3)), image(x), atol=1e-5, rtol=1e-5)

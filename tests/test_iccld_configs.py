@@ -29,8 +29,10 @@ def test_mitb5_config_is_segformer_mit_b5_with_iccld_parts():
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'ICCLD' and not model.in_stage2
     assert model.decode_head.num_classes == 19 and model.neck.latent_stride == 4
-    assert model.neck.unet.config.block_out_channels == (32, 64, 128)
-    assert model.neck.unet.config.in_channels == 19 + 64
+    assert model.diffusion.unet.config.block_out_channels == (32, 64, 128)
+    assert model.diffusion.unet.config.in_channels == 19 + 64
+    assert model.diffusion.prediction_type == 'v_prediction'
+    assert model.decoder_input == 'sampled' and not model.detach_mask_estimate
 
 
 def test_tiny_config_trains_and_predicts_on_128_crops():
@@ -49,10 +51,11 @@ def test_tiny_config_trains_and_predicts_on_128_crops():
         samples.append(sample)
 
     model.train()
-    losses = model.loss(inputs, samples, return_noise_pred=True)
-    assert losses.pop('noise_pred').shape == (2, 19, 32, 32)
-    assert losses.pop('noise').shape == (2, 19, 32, 32)
-    assert losses.pop('timesteps').shape == (2, )
+    output = model.uda_loss(inputs, samples)
+    losses = output.losses
+    assert output.noise_pred.shape == output.sample.shape == (2, 19, 32, 32)
+    assert output.draw.noise.shape == output.draw.chain_noise.shape == (2, 19, 32, 32)
+    assert output.draw.timesteps.shape == (2, )
     total = losses['decode.loss_ce'] + losses['loss_ldm']
     total.backward()
     # a fresh head predicts near-uniform classes: L_seg about log 19

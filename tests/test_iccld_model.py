@@ -8,12 +8,13 @@ from mmengine.structures import PixelData
 
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from mmseg_iccld.models.diffusion import DiffusionDraw
 from mmseg_iccld.models.losses import loss_ldm
 
 NUM_CLASSES = 4
 
 
-def build_model(stage: int = 1, **test_cfg):
+def build_model(stage: int = 1, model_args=None, diffusion_args=None, **test_cfg):
     torch.manual_seed(0)
     cfg = ConfigDict(
         type='ICCLD',
@@ -23,14 +24,15 @@ def build_model(stage: int = 1, **test_cfg):
             embed_dims=8,
             num_layers=[1, 1, 1, 1],
             num_heads=[1, 2, 5, 8]),
-        neck=dict(
-            type='DiffusionLatentNeck',
-            in_channels=[8, 16, 40, 64],
+        neck=dict(type='LatentProjector', in_channels=[8, 16, 40, 64], latent_channels=16),
+        diffusion=dict(
+            type='MaskDiffusion',
             num_classes=NUM_CLASSES,
             latent_channels=16,
             cond_channels=8,
             block_out_channels=(8, 16, 16),
-            norm_num_groups=4),
+            norm_num_groups=4,
+            **(diffusion_args or {})),
         decode_head=dict(
             type='InterCoderHead',
             in_channels=[8, 16, 40, 64],
@@ -39,7 +41,8 @@ def build_model(stage: int = 1, **test_cfg):
             num_classes=NUM_CLASSES,
             dropout_ratio=0.0,
             norm_cfg=dict(type='BN')),
-        test_cfg=dict(mode='whole', **test_cfg))
+        test_cfg=dict(mode='whole', **test_cfg),
+        **(model_args or {}))
     model = MODELS.build(cfg)
     model.init_weights()
     return model
@@ -66,10 +69,15 @@ def make_batch(height: int = 32, width: int = 32, batch: int = 2, weight=None):
     return inputs, samples
 
 
-def shared_draw(batch: int = 2, size: int = 8):
+def shared_draw(batch: int = 2, size: int = 8) -> DiffusionDraw:
     generator = torch.Generator().manual_seed(3)
     noise = torch.randn(batch, NUM_CLASSES, size, size, generator=generator)
-    return noise, torch.tensor([10, 600])[:batch]
+    chain_noise = torch.randn(batch, NUM_CLASSES, size, size, generator=generator)
+    return DiffusionDraw(noise, torch.tensor([10, 600])[:batch], chain_noise)
+
+
+def grad_sum(module) -> float:
+    return float(sum(p.grad.abs().sum() for p in module.parameters() if p.grad is not None))
 
 
 def predict_logits(model, inputs, samples):
@@ -96,84 +104,139 @@ def test_diffusion_stage_is_a_checkpointed_buffer():
 
 def test_stage1_loss_has_no_diffusion_and_leaves_unet_untrained():
     model = build_model(stage=1).train()
-    losses = model.loss(*make_batch())
-    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
-    losses['decode.loss_ce'].backward()
-    assert all(p.grad is None for p in model.neck.unet.parameters())
+    output = model.uda_loss(*make_batch())
+    assert set(output.losses) == {'decode.loss_ce', 'decode.acc_seg'}
+    assert output.draw is None and output.sample is None and output.noise_pred is None
+    output.losses['decode.loss_ce'].backward()
+    assert all(p.grad is None for p in model.diffusion.parameters())
     assert model.backbone.layers[0][0].projection.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='phase 2'):
+        model.uda_loss(*make_batch(), with_ldm=True)
 
 
 def test_stage2_loss_is_finite_and_reaches_backbone_unet_and_head():
     model = build_model(stage=2).train()
-    noise, timesteps = shared_draw()
-    losses = model.loss(*make_batch(), noise=noise, timesteps=timesteps,
-                        return_noise_pred=True)
-    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg', 'loss_ldm', 'noise_pred',
-                           'noise', 'timesteps'}
+    train_mask_projection(model)
+    draw = shared_draw()
+    output = model.uda_loss(*make_batch(), draw=draw)
+    assert set(output.losses) == {'decode.loss_ce', 'decode.acc_seg', 'loss_ldm'}
     # the draw handed back is the one that was used (the UDA wrapper shares it)
-    assert losses.pop('noise') is noise and losses.pop('timesteps') is timesteps
-    noise_pred = losses.pop('noise_pred')
-    assert noise_pred.shape == (2, NUM_CLASSES, 8, 8) and noise_pred.requires_grad
-    total = losses['decode.loss_ce'] + losses['loss_ldm']
+    assert output.draw is draw
+    assert output.noise_pred.shape == (2, NUM_CLASSES, 8, 8) and output.noise_pred.requires_grad
+    assert output.sample.shape == (2, NUM_CLASSES, 8, 8) and output.sample.requires_grad
+    total = output.losses['decode.loss_ce'] + output.losses['loss_ldm']
     assert torch.isfinite(total)
     total.backward()
-    for module in (model.backbone, model.neck.unet, model.neck.stage_embeds,
-                   model.decode_head.skip_joins, model.decode_head.bottleneck):
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        assert grads and sum(g.abs().sum() for g in grads) > 0
+    for module in (model.backbone, model.diffusion.unet, model.diffusion.cond_proj,
+                   model.neck.stage_embeds, model.decode_head.skip_joins,
+                   model.decode_head.bottleneck):
+        assert grad_sum(module) > 0
 
 
-def test_stage2_loss_ldm_matches_eq2_on_the_shared_draw():
-    model = build_model(stage=2).train()
+@pytest.mark.parametrize('prediction_type', ['epsilon', 'v_prediction'])
+def test_stage2_loss_ldm_matches_eq2_on_the_shared_draw(prediction_type):
+    model = build_model(stage=2, diffusion_args=dict(prediction_type=prediction_type)).train()
     inputs, samples = make_batch()
-    noise, timesteps = shared_draw()
-    losses = model.loss(inputs, samples, noise=noise, timesteps=timesteps,
-                        return_noise_pred=True)
-    # by hand: E, projector, mask code, forward diffusion, eps_theta
-    z0 = model.neck(model.backbone(inputs))
+    draw = shared_draw()
+    output = model.uda_loss(inputs, samples, draw=draw)
+    # by hand: E, projector, mask code, forward diffusion, eps_theta's output read as eps
+    z0 = model.neck(model.backbone(inputs))[-1]
     labels = torch.stack([s.gt_sem_seg.data[0, ::4, ::4] for s in samples])
-    m_t = model.neck.add_noise(model.neck.mask_latent(labels), noise, timesteps)
-    noise_pred = model.neck.predict_noise(m_t, z0, timesteps)
-    assert torch.allclose(losses['noise_pred'], noise_pred, atol=1e-5)
-    assert losses['loss_ldm'].item() == pytest.approx(
-        (noise_pred - noise).pow(2).mean().item(), rel=1e-5)
-    with pytest.raises(ValueError, match='noise has shape'):
-        model.loss(inputs, samples, noise=noise[:, :, :4], timesteps=timesteps)
+    m0 = 2 * torch.nn.functional.one_hot(labels, NUM_CLASSES).permute(0, 3, 1, 2) - 1.0
+    alpha_bar = model.diffusion.noise_scheduler.alphas_cumprod[draw.timesteps]
+    alpha_bar = alpha_bar.view(-1, 1, 1, 1)
+    m_t = alpha_bar.sqrt() * m0 + (1 - alpha_bar).sqrt() * draw.noise
+    raw = model.diffusion.predict_output(m_t, z0, draw.timesteps)
+    if prediction_type == 'epsilon':
+        noise_pred = raw
+    else:  # v = sqrt(a) eps - sqrt(1 - a) m0  =>  eps = sqrt(a) v + sqrt(1 - a) m_t
+        noise_pred = alpha_bar.sqrt() * raw + (1 - alpha_bar).sqrt() * m_t
+    assert torch.allclose(output.noise_pred, noise_pred, atol=1e-5)
+    assert output.losses['loss_ldm'].item() == pytest.approx(
+        (noise_pred - draw.noise).pow(2).mean().item(), rel=1e-5)
+    bad = DiffusionDraw(draw.noise[:, :, :4], draw.timesteps, draw.chain_noise)
+    with pytest.raises(ValueError, match='draw.noise has shape'):
+        model.uda_loss(inputs, samples, draw=bad)
 
 
-def test_target_pass_skips_decoder():
+def test_target_pass_skips_decoder_but_can_run_the_chain():
     model = build_model(stage=2).train()
-    noise, timesteps = shared_draw()
-    losses = model.loss(*make_batch(), noise=noise, timesteps=timesteps, with_seg=False,
-                        return_noise_pred=True)
-    assert set(losses) == {'loss_ldm', 'noise_pred', 'noise', 'timesteps'}
-    losses['loss_ldm'].backward()
+    output = model.uda_loss(*make_batch(), draw=shared_draw(), with_seg=False)
+    assert set(output.losses) == {'loss_ldm'} and output.sample is None
+    output.losses['loss_ldm'].backward()
     assert all(p.grad is None for p in model.decode_head.parameters())
+    with_chain = model.uda_loss(*make_batch(), draw=shared_draw(), with_seg=False,
+                                with_sample=True)
+    assert with_chain.sample.shape == (2, NUM_CLASSES, 8, 8)
 
 
-@pytest.mark.parametrize('detach', [True, False])
-def test_seg_loss_reaches_unet_only_without_detach(detach):
-    model = build_model(stage=2).train()
-    model.detach_mask_estimate = detach
+@pytest.mark.parametrize('decoder_input,detach,unet_learns', [
+    ('sampled', False, True), ('sampled', True, False),
+    ('noised_label', False, True), ('noised_label', True, False)])
+def test_seg_loss_reaches_unet_only_without_detach(decoder_input, detach, unet_learns):
+    model = build_model(stage=2, model_args=dict(decoder_input=decoder_input,
+                                                 detach_mask_estimate=detach)).train()
     train_mask_projection(model)
-    noise, timesteps = shared_draw()
-    losses = model.loss(*make_batch(), noise=noise, timesteps=timesteps, with_ldm=False)
-    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
-    losses['decode.loss_ce'].backward()
-    grads = [p.grad for p in model.neck.unet.parameters()]
-    if detach:
-        assert all(g is None for g in grads)
-    else:
-        assert sum(g.abs().sum() for g in grads if g is not None) > 0
+    output = model.uda_loss(*make_batch(), draw=shared_draw(), with_ldm=False)
+    assert set(output.losses) == {'decode.loss_ce', 'decode.acc_seg'}
+    output.losses['decode.loss_ce'].backward()
+    assert (grad_sum(model.diffusion.unet) > 0) == unet_learns
+
+
+def test_decoder_reads_the_sampled_chain_or_the_noised_label_estimate(monkeypatch):
+    inputs, samples = make_batch()
+    draw = shared_draw()
+    for decoder_input in ('sampled', 'noised_label'):
+        model = build_model(stage=2, model_args=dict(decoder_input=decoder_input)).train()
+        read = []
+        forward = model.decode_head.forward
+
+        def record(stages, image_latent, mask_latent, forward=forward, read=read):
+            read.append(mask_latent.detach())
+            return forward(stages, image_latent, mask_latent)
+
+        monkeypatch.setattr(model.decode_head, 'forward', record)
+        model.uda_loss(inputs, samples, draw=draw)
+        # by hand, in the same (training) mode: deterministic, no dropout
+        with torch.no_grad():
+            z0 = model.neck(model.backbone(inputs))[-1]
+            if decoder_input == 'sampled':
+                expected = model.diffusion.sample(z0, draw.chain_noise, 3)
+            else:
+                labels = torch.stack([s.gt_sem_seg.data[0, ::4, ::4] for s in samples])
+                m_t = model.diffusion.add_noise(model.diffusion.mask_latent(labels),
+                                                draw.noise, draw.timesteps)
+                expected = model.diffusion.denoise(m_t, z0, draw.timesteps)[1]
+        assert len(read) == 1
+        torch.testing.assert_close(read[0], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('chain_grad,steps_with_grad', [('all', 3), ('last', 1), ('none', 0)])
+def test_chain_grad_keeps_the_graph_of_the_last_steps(chain_grad, steps_with_grad,
+                                                      monkeypatch):
+    model = build_model(stage=2, model_args=dict(chain_grad=chain_grad)).train()
+    calls = []
+    predict = model.diffusion.predict_output
+
+    def record(noisy_mask, image_latent, timesteps):
+        calls.append((int(timesteps[0]), torch.is_grad_enabled()))
+        return predict(noisy_mask, image_latent, timesteps)
+
+    monkeypatch.setattr(model.diffusion, 'predict_output', record)
+    model.uda_loss(*make_batch(), draw=shared_draw(), with_ldm=False)
+    # eq. 2's draw first (with grad), then the chain at the trailing timesteps 999, 666, 332
+    assert [t for t, _ in calls[1:]] == [999, 666, 332]
+    assert [g for _, g in calls[1:]] == [i >= 3 - steps_with_grad for i in range(3)]
+    assert calls[0][1]
 
 
 def test_seg_weight_and_ignored_pixels_weight_both_losses():
     model = build_model(stage=2).train()
-    noise, timesteps = shared_draw()
+    draw = shared_draw()
     inputs, samples = make_batch()
-    plain = model.loss(inputs, samples, noise=noise, timesteps=timesteps)
+    plain = model.uda_loss(inputs, samples, draw=draw).losses
     _, halved = make_batch(weight=torch.full((1, 32, 32), 0.5))
-    half = model.loss(inputs, halved, noise=noise, timesteps=timesteps)
+    half = model.uda_loss(inputs, halved, draw=draw).losses
     for key in ('decode.loss_ce', 'loss_ldm'):
         assert half[key].item() == pytest.approx(0.5 * plain[key].item(), rel=1e-5)
 
@@ -183,28 +246,37 @@ def test_seg_weight_and_ignored_pixels_weight_both_losses():
     _, weighted = make_batch(weight=weight)
     for sample in weighted:
         sample.gt_sem_seg.data[:, :, :16] = 255
-    losses = model.loss(inputs, weighted, noise=noise, timesteps=timesteps,
-                        return_noise_pred=True)
+    output = model.uda_loss(inputs, weighted, draw=draw)
     latent_weight = torch.ones(2, 8, 8)
     latent_weight[:, :4] = 0.25
     latent_weight[:, :, :4] = 0
-    expected = loss_ldm(losses['noise_pred'], noise, latent_weight)
-    assert losses['loss_ldm'].item() == pytest.approx(expected.item(), rel=1e-6)
-    squared_error = (losses['noise_pred'] - noise).pow(2).mean(dim=1)
+    expected = loss_ldm(output.noise_pred, draw.noise, latent_weight)
+    assert output.losses['loss_ldm'].item() == pytest.approx(expected.item(), rel=1e-6)
+    squared_error = (output.noise_pred - draw.noise).pow(2).mean(dim=1)
     by_hand = (0.25 * squared_error[:, :4, 4:].sum() + squared_error[:, 4:, 4:].sum()) / 128
-    assert losses['loss_ldm'].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert output.losses['loss_ldm'].item() == pytest.approx(by_hand.item(), rel=1e-5)
 
 
-def test_forward_passes_keyword_arguments_to_loss():
+def test_forward_passes_keyword_arguments_to_uda_loss():
     model = build_model(stage=2).train()
     inputs, samples = make_batch()
-    noise, timesteps = shared_draw()
-    via_forward = model(inputs, samples, mode='loss', noise=noise, timesteps=timesteps,
-                        with_seg=False)
-    direct = model.loss(inputs, samples, noise=noise, timesteps=timesteps, with_seg=False)
-    assert torch.equal(via_forward['loss_ldm'], direct['loss_ldm'])
+    draw = shared_draw()
+    via_forward = model(inputs, samples, mode='uda', draw=draw, with_seg=False)
+    direct = model.uda_loss(inputs, samples, draw=draw, with_seg=False)
+    assert torch.equal(via_forward.losses['loss_ldm'], direct.losses['loss_ldm'])
+    as_dict = model(inputs, samples, mode='loss', draw=draw, with_seg=False)
+    assert torch.equal(as_dict['loss_ldm'], direct.losses['loss_ldm'])
     with pytest.raises(TypeError, match='no keyword arguments'):
-        model(inputs, samples, mode='predict', noise=noise)
+        model(inputs, samples, mode='predict', draw=draw)
+
+
+def test_checkpoint_of_the_earlier_layout_is_a_clear_error():
+    model = build_model(stage=2)
+    state = model.state_dict()
+    legacy = {('neck.' + k[len('diffusion.'):] if k.startswith('diffusion.') else k): v
+              for k, v in state.items()}
+    with pytest.raises(KeyError, match='earlier ICCLD layout'):
+        build_model().load_state_dict(legacy)
 
 
 # switching to step 2
@@ -213,7 +285,7 @@ def test_forward_passes_keyword_arguments_to_loss():
 def test_step2_starts_exactly_at_the_step1_model():
     model = build_model(stage=1)
     inputs, samples = make_batch()
-    noise, timesteps = shared_draw()
+    draw = shared_draw()
     stage1_logits = predict_logits(model, inputs, samples)
     model.set_diffusion_stage(2)
     assert model.num_inference_steps == 3
@@ -222,9 +294,9 @@ def test_step2_starts_exactly_at_the_step1_model():
     # training (batch-statistics BN): the same L_seg, now with m_hat0 read by D
     model.set_diffusion_stage(1)
     model.train()
-    stage1_loss = model.loss(inputs, samples, noise=noise, timesteps=timesteps)
+    stage1_loss = model.uda_loss(inputs, samples).losses
     model.set_diffusion_stage(2)
-    stage2_loss = model.loss(inputs, samples, noise=noise, timesteps=timesteps)
+    stage2_loss = model.uda_loss(inputs, samples, draw=draw).losses
     assert torch.equal(stage2_loss['decode.loss_ce'], stage1_loss['decode.loss_ce'])
 
 
@@ -245,18 +317,41 @@ def test_k0_is_the_step1_decode_and_k3_differs():
 
 def test_ddim_loop_by_hand_for_two_steps():
     model = build_model(stage=2).eval()
-    alpha_bar = model.neck.noise_scheduler.alphas_cumprod
+    alpha_bar = model.diffusion.noise_scheduler.alphas_cumprod
     z0 = torch.randn(1, 16, 8, 8)
     m_t = torch.randn(1, NUM_CLASSES, 8, 8)
     with torch.no_grad():
-        result = model.sample_mask_latent(z0, m_t, num_steps=2)
+        result = model.diffusion.sample(z0, m_t, num_steps=2)
         # trailing timesteps 999, 499; eta 0; x0 clamped to [-1, 1]; step 499 -> -1 is a_prev 1
-        eps = model.neck.predict_noise(m_t, z0, torch.tensor([999]))
+        eps = model.diffusion.predict_output(m_t, z0, torch.tensor([999]))
         x0 = ((m_t - (1 - alpha_bar[999]).sqrt() * eps) / alpha_bar[999].sqrt()).clamp(-1, 1)
         m_499 = alpha_bar[499].sqrt() * x0 + (1 - alpha_bar[499]).sqrt() * eps
-        eps = model.neck.predict_noise(m_499, z0, torch.tensor([499]))
+        eps = model.diffusion.predict_output(m_499, z0, torch.tensor([499]))
         x0 = ((m_499 - (1 - alpha_bar[499]).sqrt() * eps) / alpha_bar[499].sqrt()).clamp(-1, 1)
     assert torch.allclose(result, x0, atol=1e-5)
+
+
+def test_ddim_loop_by_hand_for_two_steps_with_v_prediction():
+    model = build_model(stage=2, diffusion_args=dict(prediction_type='v_prediction')).eval()
+    alpha_bar = model.diffusion.noise_scheduler.alphas_cumprod
+    z0 = torch.randn(1, 16, 8, 8)
+    m_t = torch.randn(1, NUM_CLASSES, 8, 8)
+    with torch.no_grad():
+        result = model.diffusion.sample(z0, m_t, num_steps=2)
+        m = m_t
+        for t, t_prev in ((999, 499), (499, None)):
+            a = alpha_bar[t]
+            v = model.diffusion.predict_output(m, z0, torch.tensor([t]))
+            x0 = (a.sqrt() * m - (1 - a).sqrt() * v).clamp(-1, 1)
+            eps = a.sqrt() * v + (1 - a).sqrt() * m
+            if t_prev is not None:
+                m = alpha_bar[t_prev].sqrt() * x0 + (1 - alpha_bar[t_prev]).sqrt() * eps
+    assert torch.allclose(result, x0, atol=1e-5)
+    # the x0-estimate at t = 999 is well conditioned: -v (times ~1), not v / 5e-5
+    with torch.no_grad():
+        v = model.diffusion.predict_output(m_t, z0, torch.tensor([999]))
+        _, estimate = model.diffusion.denoise(m_t, z0, torch.tensor([999]))
+    assert torch.allclose(estimate, (-v).clamp(-1, 1), atol=1e-3)
 
 
 def test_same_seed_same_prediction_other_seed_differs():
@@ -303,10 +398,10 @@ def test_uncertainty_from_the_model_s2_matches_manual_draws():
     with torch.no_grad():
         result = model.predict(inputs, samples)[0]
         feats = model.backbone(inputs)
-        z0 = model.neck(feats)
+        z0 = model.neck(feats)[-1]
         noise = torch.randn(2, 1, NUM_CLASSES, 8, 8, generator=torch.Generator().manual_seed(7))
         probs = [
-            model.decode_head.predict((feats, z0, model.sample_mask_latent(z0, n, 2)),
+            model.decode_head.predict((feats, z0, model.diffusion.sample(z0, n, 2)),
                                       [samples[0].metainfo], model.test_cfg).softmax(dim=1)
             for n in noise
         ]
@@ -369,24 +464,23 @@ def test_tensor_mode_returns_decoder_logits():
 def test_stage2_loss_without_condition_grad_trains_only_unet():
     """condition_grad=False: eq. 2 reaches eps_theta but not E (backbone, projector)."""
     model = build_model(stage=2).train()
-    noise, timesteps = shared_draw()
-    losses = model.loss(*make_batch(), noise=noise, timesteps=timesteps, with_seg=False,
-                        condition_grad=False)
-    assert set(losses) == {'loss_ldm'}
-    losses['loss_ldm'].backward()
+    output = model.uda_loss(*make_batch(), draw=shared_draw(), with_seg=False,
+                            condition_grad=False)
+    assert set(output.losses) == {'loss_ldm'}
+    output.losses['loss_ldm'].backward()
     assert all(p.grad is None for p in model.backbone.parameters())
-    assert all(p.grad is None for p in model.neck.stage_embeds.parameters())
-    assert sum(p.grad.abs().sum() for p in model.neck.unet.parameters()
-               if p.grad is not None) > 0
+    assert all(p.grad is None for p in model.neck.parameters())
+    assert grad_sum(model.diffusion.unet) > 0
 
 
-def test_stage2_loss_draws_noise_and_timesteps_when_not_given():
+def test_stage2_loss_draws_noise_timesteps_and_chain_noise_when_not_given():
     model = build_model(stage=2).train()
-    losses = model.loss(*make_batch(), with_seg=False, return_noise_pred=True)
-    noise, timesteps = losses['noise'], losses['timesteps']
-    assert noise.shape == losses['noise_pred'].shape
-    assert timesteps.dtype == torch.long and timesteps.shape == (2, )
-    assert 0 <= int(timesteps.min()) and int(timesteps.max()) < 1000
+    output = model.uda_loss(*make_batch(), with_seg=False)
+    draw = output.draw
+    assert draw.noise.shape == draw.chain_noise.shape == output.noise_pred.shape
+    assert not torch.equal(draw.noise, draw.chain_noise)
+    assert draw.timesteps.dtype == torch.long and draw.timesteps.shape == (2, )
+    assert 0 <= int(draw.timesteps.min()) and int(draw.timesteps.max()) < 1000
     # reusing the returned draw reproduces eq. 2 exactly
-    again = model.loss(*make_batch(), with_seg=False, noise=noise, timesteps=timesteps)
-    torch.testing.assert_close(again['loss_ldm'], losses['loss_ldm'])
+    again = model.uda_loss(*make_batch(), with_seg=False, draw=draw)
+    torch.testing.assert_close(again.losses['loss_ldm'], output.losses['loss_ldm'])

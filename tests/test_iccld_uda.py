@@ -12,6 +12,7 @@ from mmseg.utils import register_all_modules
 import mmseg_iccld  # noqa: F401
 from tiny_models import random_uda_batch
 from mmseg_iccld.engine.hooks.iccld_step_hook import ICCLDStepHook
+from mmseg_iccld.models.diffusion import DiffusionDraw
 from mmseg_iccld.models.losses import loss_adv_generator
 
 register_all_modules(init_default_scope=True)
@@ -28,9 +29,10 @@ def build_uda(**kwargs):
         type='ICCLD',
         backbone=dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1, 1, 1, 1],
                       num_heads=[1, 2, 5, 8], drop_path_rate=0.0),
-        neck=dict(type='DiffusionLatentNeck', in_channels=[8, 16, 40, 64],
-                  num_classes=NUM_CLASSES, latent_channels=16, cond_channels=8,
-                  block_out_channels=(16, 32), norm_num_groups=8),
+        neck=dict(type='LatentProjector', in_channels=[8, 16, 40, 64], latent_channels=16),
+        diffusion=dict(type='MaskDiffusion', num_classes=NUM_CLASSES, latent_channels=16,
+                       cond_channels=8, block_out_channels=(16, 32), norm_num_groups=8,
+                       prediction_type='v_prediction'),
         decode_head=dict(type='InterCoderHead', in_channels=[8, 16, 40, 64],
                          in_index=[0, 1, 2, 3], channels=16, latent_channels=16,
                          num_classes=NUM_CLASSES, norm_cfg=dict(type='BN'),
@@ -42,7 +44,7 @@ def build_uda(**kwargs):
         type='ICCLDUDA',
         model=student,
         discriminator=dict(type='DomainDiscriminator', in_channels=NUM_CLASSES,
-                           channels=(8, 16)),
+                           channels=(8, 16), pool=False),
         data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,
                                bgr_to_rgb=True, size_divisor=32, seg_pad_val=255),
         pseudo_margins=(0, 0, 0, 0))
@@ -80,11 +82,11 @@ def changed(before, module):
 def test_step1_is_dacs_and_leaves_unet_and_discriminator_alone():
     uda = build_uda()
     optim = build_optim(uda)
-    unet, disc = params(uda.model.neck.unet), params(uda.discriminator)
+    unet, disc = params(uda.model.diffusion.unet), params(uda.discriminator)
     log = uda.train_step(uda_batch(), optim)
     assert 'tgt.loss_ldm' not in log and 'dis.loss' not in log
     assert {'src.decode.loss_ce', 'mix.decode.loss_ce', 'pseudo_weight'} <= set(log)
-    assert not changed(unet, uda.model.neck.unet)
+    assert not changed(unet, uda.model.diffusion.unet)
     assert not changed(disc, uda.discriminator)
 
 
@@ -94,7 +96,7 @@ def test_step2_iteration_trains_every_part_and_logs_every_term():
     uda.train_step(uda_batch(seed=1), optim)  # iteration 0: teacher copies the student
     uda.set_training_step(2, lambda_adv=0.5)
     assert uda.student.in_stage2 and uda.teacher.module.in_stage2
-    before = dict(unet=params(uda.model.neck.unet), disc=params(uda.discriminator),
+    before = dict(unet=params(uda.model.diffusion.unet), disc=params(uda.discriminator),
                   backbone=params(uda.model.backbone), head=params(uda.model.decode_head))
     log = uda.train_step(uda_batch(seed=2), optim)
 
@@ -107,7 +109,7 @@ def test_step2_iteration_trains_every_part_and_logs_every_term():
     assert log['lambda_adv'].item() == pytest.approx(0.5)
     # the discriminator's loss is the mean CE over three domains: log 3 for a blind one
     assert 0 < log['dis.loss'].item() < 5
-    assert changed(before['unet'], uda.model.neck.unet)
+    assert changed(before['unet'], uda.model.diffusion.unet)
     assert changed(before['disc'], uda.discriminator)
     assert changed(before['backbone'], uda.model.backbone)
     assert changed(before['head'], uda.model.decode_head)
@@ -133,19 +135,21 @@ def test_discriminator_loss_gives_no_gradient_to_the_student():
     uda = build_uda()
     optim = build_optim(uda)
     uda.set_training_step(2, lambda_adv=1.0)
-    losses = uda.source_losses(*_preprocessed_source(uda), return_noise_pred=True)
-    noise_preds = []
-    uda.add_generator_loss(losses, noise_preds)
-    assert not noise_preds[0].requires_grad
-    losses['loss_adv_gen'].backward()
+    with torch.no_grad():  # give D's mask projection the weights phase 2 would teach it
+        uda.model.decode_head.mask_latent_proj.weight.normal_(std=2.0)
+    output = uda.source_losses(*_preprocessed_source(uda), mode='uda', with_sample=True)
+    adv_inputs = []
+    uda.add_generator_loss(output, adv_inputs)
+    assert not adv_inputs[0].requires_grad
+    output.losses['loss_adv_gen'].backward()
     student_grads = {n: p.grad.clone() for n, p in uda.model.named_parameters()
                      if p.grad is not None}
     # the generator term does reach eps_theta and the encoder
-    for prefix in ('neck.unet.', 'backbone.'):
+    for prefix in ('diffusion.unet.', 'backbone.'):
         assert sum(g.abs().sum() for n, g in student_grads.items() if n.startswith(prefix)) > 0
 
     disc_before = params(uda.discriminator)
-    uda.discriminator_step(optim['discriminator'], noise_preds * 3)
+    uda.discriminator_step(optim['discriminator'], adv_inputs * 3)
     assert changed(disc_before, uda.discriminator)  # the discriminator did learn
     for name, p in uda.model.named_parameters():
         if name in student_grads:
@@ -154,55 +158,113 @@ def test_discriminator_loss_gives_no_gradient_to_the_student():
             assert p.grad is None, name
 
 
-def test_discriminator_targets_and_accuracy_per_domain():
+@pytest.mark.parametrize('pool', [True, False])
+def test_discriminator_targets_and_accuracy_per_domain(pool):
     uda = build_uda()
+    uda.discriminator = MODELS.build(dict(type='DomainDiscriminator', in_channels=NUM_CLASSES,
+                                          channels=(8, 16), pool=pool))
     optim = OptimWrapper(torch.optim.SGD(uda.discriminator.parameters(), lr=0.0))
-    noise_preds = [torch.randn(2, NUM_CLASSES, 8, 8) for _ in range(3)]
+    inputs = [torch.randn(2, NUM_CLASSES, 8, 8) for _ in range(3)]
     with torch.no_grad():
-        logits = [uda.discriminator(n) for n in noise_preds]
-    log = uda.discriminator_step(optim, noise_preds)
-    expected_loss = sum(torch.nn.functional.cross_entropy(l, torch.full((2, ), d))
-                        for d, l in enumerate(logits)) / 3
+        logits = [uda.discriminator(x) for x in inputs]
+    assert logits[0].shape == ((2, 3) if pool else (2, 3, 2, 2))
+    log = uda.discriminator_step(optim, inputs)
+    # by hand: every image (or every one of the 2x2 patches) is one decision
+    flat = [l if pool else l.permute(0, 2, 3, 1).reshape(-1, 3) for l in logits]
+    expected_loss = sum(torch.nn.functional.cross_entropy(l, torch.full((len(l), ), d))
+                        for d, l in enumerate(flat)) / 3
     assert log['dis.loss'].item() == pytest.approx(expected_loss.item(), rel=1e-5)
     for d, name in enumerate(('src', 'mix', 'tgt')):
-        accuracy = (logits[d].argmax(1) == d).float().mean().item()
+        accuracy = (flat[d].argmax(1) == d).float().mean().item()
         assert log[f'dis.acc_{name}'].item() == pytest.approx(accuracy)
 
 
-def test_one_draw_of_noise_and_timesteps_serves_all_three_domains(monkeypatch):
+def test_one_draw_serves_all_three_domains(monkeypatch):
     uda = build_uda()
     optim = build_optim(uda)
     uda.train_step(uda_batch(), optim)
     uda.set_training_step(2, lambda_adv=0.1)
     seen = []
-    student_loss = type(uda.student).loss
+    student_loss = type(uda.student).uda_loss
 
     def spy(self, inputs, data_samples, **kwargs):
-        losses = student_loss(self, inputs, data_samples, **kwargs)
-        seen.append((losses['noise'], losses['timesteps'], kwargs))
-        return losses
+        output = student_loss(self, inputs, data_samples, **kwargs)
+        seen.append((output.draw, kwargs))
+        return output
 
-    monkeypatch.setattr(type(uda.student), 'loss', spy)
+    monkeypatch.setattr(type(uda.student), 'uda_loss', spy)
     uda.train_step(uda_batch(seed=3), optim)
     assert len(seen) == 3
-    (noise, timesteps, source_kwargs), mixed, target = seen
-    assert source_kwargs.get('noise') is None  # the source pass draws
-    for other_noise, other_timesteps, _ in (mixed, target):
-        assert other_noise is noise and other_timesteps is timesteps
-    assert target[2]['with_seg'] is False and target[2]['condition_grad'] is True
+    (draw, source_kwargs), mixed, target = seen
+    assert source_kwargs.get('draw') is None  # the source pass draws
+    assert isinstance(draw, DiffusionDraw) and draw.chain_noise is not None
+    for other_draw, kwargs in (mixed, target):
+        assert other_draw is draw and kwargs['draw'] is draw
+    assert target[1]['with_seg'] is False and target[1]['condition_grad'] is True
+    assert target[1]['with_sample'] is True  # eq. 3 reads the target's chain too
+
+
+def test_adversarial_input_is_the_scaled_chain_estimate_without_margins():
+    uda = build_uda(adv_margins=(4, 12, 0, 5))  # image pixels; latent stride 4
+    output = SimpleNamespace(sample=torch.arange(2 * NUM_CLASSES * 16 * 16.0).view(
+        2, NUM_CLASSES, 16, 16), noise_pred=torch.zeros(2, NUM_CLASSES, 16, 16))
+    uda.student.diffusion.mask_scale = 2.0
+    value = uda.adversarial_input(output)
+    # rows: ceil(4 / 4) = 1 from the top, ceil(12 / 4) = 3 from the bottom; columns:
+    # ceil(5 / 4) = 2 from the right
+    torch.testing.assert_close(value, output.sample[:, :, 1:13, 0:14] / 2.0)
+    uda.adv_input = 'noise_pred'
+    assert uda.adversarial_input(output).shape == (2, NUM_CLASSES, 12, 14)
+    uda.adv_margins = (0, 64, 0, 0)
+    with pytest.raises(ValueError, match='leave nothing'):
+        uda.adversarial_input(output)
+    with pytest.raises(ValueError, match='adv_input'):
+        build_uda(adv_input='eps')
+    with pytest.raises(ValueError, match='generator_loss'):
+        build_uda(generator_loss='wgan')
+
+
+@pytest.mark.parametrize('generator_loss', ['kl', 'uniform_ce'])
+def test_generator_term_in_a_step(generator_loss, monkeypatch):
+    uda = build_uda(generator_loss=generator_loss)
+    uda.set_training_step(2, lambda_adv=0.5)
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    monkeypatch.setattr(uda, 'discriminate_without_grad', lambda x: logits)
+    output = SimpleNamespace(sample=torch.zeros(1, NUM_CLASSES, 8, 8), losses={})
+    uda.add_generator_loss(output, [])
+    p = logits.softmax(dim=1)[0]
+    if generator_loss == 'kl':  # KL(p || U) = sum p log p + log 3
+        expected = (p * p.log()).sum() + torch.log(torch.tensor(3.0))
+    else:  # KL(U || p) = -mean log p - log 3
+        expected = -p.log().mean() - torch.log(torch.tensor(3.0))
+    assert output.losses['loss_adv_gen'].item() == pytest.approx(0.5 * expected.item(),
+                                                                 rel=1e-5)
+
+
+def test_teacher_decodes_with_its_own_number_of_steps(monkeypatch):
+    uda = build_uda(teacher_num_inference_steps=0)
+    uda.set_training_step(2)
+    seen = []
+    teacher = uda.teacher.module
+    encode_decode = teacher.encode_decode
+    monkeypatch.setattr(teacher, 'encode_decode', lambda inputs, metas: seen.append(
+        teacher.num_inference_steps) or encode_decode(inputs, metas))
+    inputs, samples = _preprocessed_source(uda)
+    uda.pseudo_label(inputs, samples)
+    assert seen == [0] and teacher.num_inference_steps == 2  # restored afterwards
 
 
 def test_target_pass_without_condition_grad_keeps_the_encoder_out():
     uda = build_uda(target_condition_grad=False)
     uda.set_training_step(2, lambda_adv=1.0)
     inputs, samples = _preprocessed_source(uda)
-    losses = uda.target_losses(inputs, samples, torch.randn(2, NUM_CLASSES, 16, 16),
-                               torch.tensor([5, 500]))
-    noise_preds = []
-    uda.add_generator_loss(losses, noise_preds)
-    (losses['loss_ldm'] + losses['loss_adv_gen']).backward()
+    draw = DiffusionDraw(torch.randn(2, NUM_CLASSES, 16, 16), torch.tensor([5, 500]),
+                         torch.randn(2, NUM_CLASSES, 16, 16))
+    output = uda.target_losses(inputs, samples, draw)
+    uda.add_generator_loss(output, [])
+    (output.losses['loss_ldm'] + output.losses['loss_adv_gen']).backward()
     assert all(p.grad is None for p in uda.model.backbone.parameters())
-    assert sum(p.grad.abs().sum() for p in uda.model.neck.unet.parameters()
+    assert sum(p.grad.abs().sum() for p in uda.model.diffusion.unet.parameters()
                if p.grad is not None) > 0
 
 
@@ -219,6 +281,12 @@ def test_step_hook_switches_at_the_configured_iteration_and_ramps_lambda():
     assert [hook.step_at(i) for i in (0, 9, 10, 11)] == [1, 1, 2, 2]
     assert [hook.lambda_adv_at(i) for i in (9, 10, 11, 13, 50)] == pytest.approx(
         [0.0, 0.05, 0.1, 0.2, 0.2])
+    delayed = ICCLDStepHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4,
+                            lambda_adv_delay_iters=5)
+    assert [delayed.lambda_adv_at(i) for i in (10, 14, 15, 16, 18, 19)] == pytest.approx(
+        [0.0, 0.0, 0.05, 0.1, 0.2, 0.2])
+    with pytest.raises(ValueError, match='>= 0'):
+        ICCLDStepHook(switch_iter=10, lambda_adv_delay_iters=-1)
 
     uda = build_uda()
     runner = SimpleNamespace(model=uda, iter=9, logger=SimpleNamespace(info=lambda msg: None))

@@ -11,7 +11,8 @@ What the comparison needs, and how it is arranged:
 - Batch statistics: torch's SyncBatchNorm runs on GPUs only, so the test model is the tiny
   ICCLD config with GroupNorm in the latent projector and the head (MiT and the UNet already
   normalise per sample). GPU configs keep BN; multi-GPU runs should use SyncBN.
-- Per-sample random draws (ClassMix classes, diffusion noise and timesteps) come from
+- Per-sample random draws (ClassMix classes, diffusion noise, timesteps and the chain's
+  initial noise) come from
   generators seeded by the sample's index in both runs, through the production functions, so
   they do not depend on how the batch is split; color jitter, blur, dropout and drop path,
   whose draws do, are switched off.
@@ -109,6 +110,7 @@ def _batch(indices) -> dict:
 def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
     """Seed ClassMix and the diffusion draws by sample index; record each call's own
     (not reduced) confident fraction."""
+    from mmseg_iccld.models.diffusion import DiffusionDraw
     from mmseg_iccld.models.segmentors.iccld import ICCLD
     from mmseg_iccld.models.uda import dacs
     from mmseg_iccld.models.uda.dacs import DACS
@@ -124,23 +126,22 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
                                              target_inputs, pseudo_labels, pseudo_weights)
         return self.photometric_augmentation(mixed), samples
 
-    denoise_train = ICCLD._denoise_train
+    uda_loss = ICCLD.uda_loss
 
-    def seeded_denoise_train(self, image_latent, data_samples, noise, timesteps):
-        if noise is None:  # the source pass draws; the mixed and target passes reuse it
-            h, w = image_latent.shape[2:]
-            draws = []
+    def seeded_uda_loss(self, inputs, data_samples, draw=None, **kwargs):
+        if draw is None and self.in_stage2:
+            # the source pass draws; the mixed and target passes reuse its draw
+            h, w = (-(-size // 4) for size in inputs.shape[2:])
+            parts = []
             for sample in data_samples:
                 generator = torch.Generator().manual_seed(10000 + sample.metainfo['sample_idx'])
-                # t < T / 2: the x0-estimate D reads divides by sqrt(alpha_bar_t), which
-                # turns rounding differences of eps_hat into differences of 1e-3 near t = T
-                # (1 / sqrt(alpha_bar_999) = 2e4) and those would decide the comparison
-                draws.append((torch.randn(self.neck.num_classes, h, w, generator=generator),
-                              torch.randint(0, self.neck.num_train_timesteps // 2, (1, ),
-                                            generator=generator)))
-            noise = torch.stack([n for n, _ in draws])
-            timesteps = torch.cat([t for _, t in draws])
-        return denoise_train(self, image_latent, data_samples, noise, timesteps)
+                shape = (1, self.diffusion.num_classes, h, w)
+                parts.append((torch.randn(shape, generator=generator),
+                              torch.randint(0, self.diffusion.num_train_timesteps, (1, ),
+                                            generator=generator),
+                              torch.randn(shape, generator=generator)))
+            draw = DiffusionDraw(*(torch.cat(part) for part in zip(*parts)))
+        return uda_loss(self, inputs, data_samples, draw=draw, **kwargs)
 
     pseudo_label_from_logits = dacs.pseudo_label_from_logits
 
@@ -150,7 +151,7 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
         return pseudo_label_from_logits(logits, threshold, *args, **kwargs)
 
     setattr_(DACS, 'mix', mix)
-    setattr_(ICCLD, '_denoise_train', seeded_denoise_train)
+    setattr_(ICCLD, 'uda_loss', seeded_uda_loss)
     setattr_(dacs, 'pseudo_label_from_logits', recording)
 
 

@@ -216,5 +216,5 @@ def test_compiled_student_modules_train_like_eager_ones():
 
 
 def test_compile_of_a_missing_module_names_it():
-    with pytest.raises(ValueError, match="no submodule 'neck.unet'"):
-        build_dacs(dacs_config(tiny_daformer(), compile_modules=['neck.unet']))
+    with pytest.raises(ValueError, match="no submodule 'diffusion.unet'"):
+        build_dacs(dacs_config(tiny_daformer(), compile_modules=['diffusion.unet']))

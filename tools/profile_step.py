@@ -9,7 +9,7 @@ The iteration runs on generated batches of the config's batch and crop size (as 
 
 - phases of the iteration (preprocessing, teacher pseudo-labels, ClassMix, the forward passes
   of each domain, backward passes, optimizer steps, discriminator, EMA update) and the forward
-  time of each network (student backbone, neck, UNet, decode head; teacher; frozen ImageNet
+  time of each network (student backbone, latent projector, UNet, decode head; teacher; frozen ImageNet
   backbone; discriminator), per iteration, from profiler ranges placed around them;
 - the operators with the largest self time (device time on a GPU, CPU time otherwise);
 - every place that reads a tensor value back to the host (``item``, ``tolist``, ``bool``,
@@ -57,11 +57,11 @@ PHASES = (
 NETWORKS = (
     ('data_preprocessor', 'data preprocessor (normalise, stack)'),
     ('model.backbone', 'student backbone'),
-    ('model.neck', 'student neck (ICCLD: z0 projector + UNet calls)'),
-    ('model.neck.unet', 'student UNet eps_theta'),
+    ('model.neck', 'student neck (ICCLD: z0 projector)'),
+    ('model.diffusion.unet', 'student UNet eps_theta'),
     ('model.decode_head', 'student decode head'),
     ('teacher.module.backbone', 'teacher backbone'),
-    ('teacher.module.neck.unet', 'teacher UNet eps_theta'),
+    ('teacher.module.diffusion.unet', 'teacher UNet eps_theta'),
     ('teacher.module.decode_head', 'teacher decode head'),
     ('imnet_backbone', 'frozen ImageNet backbone'),
     ('discriminator', 'discriminator'),

@@ -6,14 +6,16 @@ one results table.
         [--cfg-options key=value ...]
 
 A method may name its own seeds (``hrda:0`` or ``mic:0,1``); the others use ``--seeds``.
-ICCLD checkpoints are also evaluated at every ``--iccld-k`` number of DDIM steps (0 is the
-step-1 decode). ``--tag NAME`` keeps a variant's runs apart (``work_dirs/results/
+``iccld_step1`` is the control of every ICCLD claim: the ICCLD config trained all its
+iterations in step 1 (no diffusion, no discriminator). ICCLD checkpoints are also evaluated
+at every ``--iccld-k`` number of DDIM steps (0 is the step-1 decode). ``--tag NAME`` keeps a variant's runs apart (``work_dirs/results/
 iccld_NAME_seed0``), e.g. with ``--cfg-options`` for an ablation.
 
 Each (method, seed) pair is one ``tools/train.py`` run of the method's config with
 ``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to step 2 halfway,
 as its config does at the default length), followed by ``tools/test.py`` on the target
-validation set. Runs whose metrics already exist are reused, so an interrupted table can be
+validation set with the configuration the run trained with (the config the runner dumped
+into the work dir), so a variant that changes an inference setting is tested with it. Runs whose metrics already exist are reused, so an interrupted table can be
 completed by running the same command again (``--fresh`` retrains everything).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
@@ -39,6 +41,7 @@ METHODS = {
     'source_only': 'configs/synthetic/source_only_tiny.py',
     'daformer': 'configs/synthetic/daformer_tiny.py',
     'iccld': 'configs/synthetic/iccld_tiny.py',
+    'iccld_step1': 'configs/synthetic/iccld_tiny.py',
     'hrda': 'configs/synthetic/hrda_tiny.py',
     'mic': 'configs/synthetic/mic_tiny.py',
 }
@@ -46,6 +49,7 @@ LABELS = {
     'source_only': 'source only',
     'daformer': 'DACS (DAFormer)',
     'iccld': 'ICCLD',
+    'iccld_step1': 'ICCLD, step 1 only (control)',
     'hrda': 'HRDA',
     'mic': 'MIC (HRDA)',
 }
@@ -91,11 +95,14 @@ def method_plan(specs: list, default_seeds: list) -> dict:
 
 
 def train_options(method: str, iters: int, seed: int) -> list:
-    """``--cfg-options`` of one run: seed, length, and for ICCLD the step switch."""
+    """``--cfg-options`` of one run: seed, length, and for ICCLD the step switch (halfway;
+    never for the step-1 control)."""
     options = [f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
                f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={iters}']
     if method == 'iccld':
         options.append(f'custom_hooks.0.switch_iter={iters // 2}')
+    elif method == 'iccld_step1':
+        options.append(f'custom_hooks.0.switch_iter={iters}')
     return options
 
 
@@ -114,13 +121,21 @@ def run_dir(method: str, seed: int, args) -> str:
     return osp.join(args.work_root, f'{method}{tag}_seed{seed}')
 
 
+def trained_config(method: str, work_dir: str) -> str:
+    """The config a run trained with: the runner's dump in its work dir (with every
+    ``--cfg-options`` applied), or the method's config for runs that predate the dump."""
+    dumped = osp.join(work_dir, osp.basename(METHODS[method]))
+    return dumped if osp.isfile(osp.join(ROOT, dumped)) else METHODS[method]
+
+
 def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
     """Target mIoU of an ICCLD checkpoint decoded with K DDIM steps (reused if it exists)."""
     work_dir = osp.join(run_dir(method, seed, args), f'test_k{k}')
     metrics_path = osp.join(ROOT, work_dir, 'metrics.json')
     if not osp.isfile(metrics_path) or args.fresh:
         os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
-        run([sys.executable, 'tools/test.py', METHODS[method], checkpoint, '--work-dir',
+        config = trained_config(method, run_dir(method, seed, args))
+        run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
              work_dir, '--cfg-options', f'model.model.test_cfg.num_inference_steps={k}'],
             osp.join(ROOT, work_dir, 'test.out'))
     with open(metrics_path) as f:
@@ -145,8 +160,8 @@ def train_and_test(method: str, seed: int, args) -> dict:
     train_s = time.time() - start
     with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
-    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         osp.join(work_dir, 'test')], osp.join(ROOT, work_dir, 'test.out'))
+    run([sys.executable, 'tools/test.py', trained_config(method, work_dir), checkpoint,
+         '--work-dir', osp.join(work_dir, 'test')], osp.join(ROOT, work_dir, 'test.out'))
     with open(osp.join(ROOT, metrics_path)) as f:
         metrics = json.load(f)
     metrics['train_seconds'] = round(train_s, 1)

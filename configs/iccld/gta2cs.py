@@ -1,4 +1,4 @@
-# ICCLD (MiT-B5 encoder, inter-coder decoder, latent diffusion neck, domain discriminator),
+# ICCLD (MiT-B5 encoder, inter-coder decoder, latent projector, mask diffusion, domain discriminator),
 # GTA5 -> Cityscapes, 512x512 crops, 40k step-1 + 40k step-2 iterations in one run.
 # Paper (Table 1): 74.4 mIoU.
 _base_ = [

@@ -10,7 +10,9 @@ _base_ = [
 ]
 # as in daformer_tiny.py: margins off (no rectification border in generated images); the
 # feature distance compares with the frozen initial backbone (trained from scratch)
-model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(0, 0, 0, 0))
+model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(0, 0, 0, 0),
+             # the generated target's ego-vehicle band: the bottom 6% of its 128 rows
+             adv_margins=(0, 12, 0, 0))
 
 max_iters = 2000
 switch_iter = 1000
@@ -23,14 +25,10 @@ param_scheduler = dict(
              end=warmup_iters + 1),
         dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0,
              end=max_iters + 1),
-    ],
-    discriminator=[
-        dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=switch_iter,
-             end=max_iters + 1),
     ])
 custom_hooks = [
     dict(type='ICCLDStepHook', switch_iter=switch_iter, lambda_adv=0.1,
-         lambda_adv_ramp_iters=100),
+         lambda_adv_delay_iters=100, lambda_adv_ramp_iters=200),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters))

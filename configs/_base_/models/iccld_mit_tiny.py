@@ -8,7 +8,11 @@ model = dict(
     pretrained=None,
     diffusion_stage=1,
     loss_ldm_weight=1.0,
-    detach_mask_estimate=True,
+    # step 2: D reads the x0-estimate of the sampler's own K-step chain from m_T ~ N(0, I)
+    # (what it reads at test time), and L_seg trains every step of that chain
+    decoder_input='sampled',
+    chain_grad='all',
+    detach_mask_estimate=False,
     backbone=dict(
         type='MixVisionTransformer',
         in_channels=3,
@@ -25,20 +29,26 @@ model = dict(
         attn_drop_rate=0.0,
         drop_path_rate=0.1),
     neck=dict(
-        type='DiffusionLatentNeck',
+        type='LatentProjector',
         in_channels=[16, 32, 80, 128],
-        num_classes=num_classes,
         latent_channels=32,
         latent_stride=4,
+        norm_cfg=norm_cfg),
+    diffusion=dict(
+        type='MaskDiffusion',
+        num_classes=num_classes,
+        latent_channels=32,
         cond_channels=16,
         mask_scale=1.0,
-        block_out_channels=(32, 64),
+        # a UNet much lighter than the encoder, as MiT-B5's (6.5 of 69 GMACs per image)
+        block_out_channels=(16, 32),
         layers_per_block=1,
         norm_num_groups=8,
         num_train_timesteps=1000,
+        # v keeps the x0-estimate well conditioned at every t (eq. 2 stays on the noise)
+        prediction_type='v_prediction',
         beta_schedule='squaredcos_cap_v2',
-        timestep_spacing='trailing',
-        norm_cfg=norm_cfg),
+        timestep_spacing='trailing'),
     decode_head=dict(
         type='InterCoderHead',
         in_channels=[16, 32, 80, 128],

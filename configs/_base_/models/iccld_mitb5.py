@@ -9,7 +9,11 @@ model = dict(
     pretrained=None,
     diffusion_stage=1,
     loss_ldm_weight=1.0,
-    detach_mask_estimate=True,
+    # step 2: D reads the x0-estimate of the sampler's own K-step chain from m_T ~ N(0, I)
+    # (what it reads at test time), and L_seg trains every step of that chain
+    decoder_input='sampled',
+    chain_grad='all',
+    detach_mask_estimate=False,
     backbone=dict(
         type='MixVisionTransformerSDPA',
         in_channels=3,
@@ -27,20 +31,25 @@ model = dict(
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/mit_b5.pth')),
     neck=dict(
-        type='DiffusionLatentNeck',
+        type='LatentProjector',
         in_channels=[64, 128, 320, 512],
-        num_classes=num_classes,
         latent_channels=256,
         latent_stride=4,
+        norm_cfg=norm_cfg),
+    diffusion=dict(
+        type='MaskDiffusion',
+        num_classes=num_classes,
+        latent_channels=256,
         cond_channels=64,
         mask_scale=1.0,
         block_out_channels=(32, 64, 128),
         layers_per_block=1,
         norm_num_groups=16,
         num_train_timesteps=1000,
+        # v keeps the x0-estimate well conditioned at every t (eq. 2 stays on the noise)
+        prediction_type='v_prediction',
         beta_schedule='squaredcos_cap_v2',
-        timestep_spacing='trailing',
-        norm_cfg=norm_cfg),
+        timestep_spacing='trailing'),
     decode_head=dict(
         type='InterCoderHead',
         in_channels=[64, 128, 320, 512],

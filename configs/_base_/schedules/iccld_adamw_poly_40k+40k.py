@@ -1,11 +1,12 @@
 # ICCLD's optimisation: step 1 (DACS on E and D) for 40k iterations, then step 2 (latent
 # diffusion + adversarial alignment) for 40k more, in one run.
 # - The segmentor (E, eps_theta, D) has DAFormer's AdamW settings; one linear warm-up and one
-#   polynomial decay span both steps.
-# - The discriminator has its own Adam (GAN-style betas), used from the switch on, with a
-#   polynomial decay over step 2.
-# - ICCLDStepHook switches to step 2 at 40k and ramps lambda_adv over the first 2k
-#   iterations of step 2, while the discriminator learns to tell the domains apart.
+#   polynomial decay span both steps. eps_theta (UNet and condition projection) starts from
+#   random at the switch and learns at the decode head's 10x, like the other new parts.
+# - The discriminator has its own Adam (AdaptSegNet's and ADVENT's betas) at a constant
+#   learning rate, used from the switch on.
+# - ICCLDStepHook switches to step 2 at 40k, keeps lambda_adv at 0 for 2k iterations (the
+#   discriminator learns the domains first), then ramps it over 4k.
 switch_iter = 40000
 max_iters = 80000
 optim_wrapper = dict(
@@ -16,12 +17,13 @@ optim_wrapper = dict(
         paramwise_cfg=dict(
             custom_keys=dict(
                 head=dict(lr_mult=10.0),
+                diffusion=dict(lr_mult=10.0),
                 pos_block=dict(decay_mult=0.0),
                 norm=dict(decay_mult=0.0),
                 # mmseg 1.x names MiT's stage-final LayerNorms layers.<i>.2
                 **{f'backbone.layers.{i}.2.': dict(decay_mult=0.0) for i in range(4)}))),
     discriminator=dict(
-        type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.999))))
+        type='OptimWrapper', optimizer=dict(type='Adam', lr=2.5e-4, betas=(0.9, 0.99))))
 # mmengine schedulers stop one step before `end` (see adamw_poly_40k.py): `end + 1` gives
 # mmcv's poly-with-warm-up exactly, as DAFormer trained.
 param_scheduler = dict(
@@ -30,13 +32,10 @@ param_scheduler = dict(
         dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0,
              end=max_iters + 1),
     ],
-    discriminator=[
-        dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=switch_iter,
-             end=max_iters + 1),
-    ])
+    discriminator=[dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=1)])
 custom_hooks = [
     dict(type='ICCLDStepHook', switch_iter=switch_iter, lambda_adv=0.1,
-         lambda_adv_ramp_iters=2000),
+         lambda_adv_delay_iters=2000, lambda_adv_ramp_iters=4000),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
 val_cfg = dict(type='ValLoop')

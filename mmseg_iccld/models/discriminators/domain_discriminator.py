@@ -1,4 +1,4 @@
-"""f_dis of ICCLD (paper eq. 3): tells source, mixed and target apart from predicted noise."""
+"""f_dis of ICCLD (paper eq. 3): tells source, mixed and target apart, per image or per patch."""
 from typing import Sequence
 
 import torch.nn as nn
@@ -10,16 +10,23 @@ from torch import Tensor
 
 @MODELS.register_module()
 class DomainDiscriminator(BaseModule):
-    """Strided convolutions with LeakyReLU, global average pooling and a linear classifier.
+    """Strided convolutions with LeakyReLU, then one decision per image or per patch.
+
+    ``pool=True``: global average pooling and a linear classifier, one decision per image.
+    ``pool=False``: a 1x1 convolution to the domain logits at every location of the last
+    feature map, one decision per receptive-field patch (as the fully convolutional
+    discriminators of AdaptSegNet and ADVENT), which gives many decisions per image and
+    makes absolute position hard to use.
 
     No normalisation layers: each domain arrives as its own batch, and batch statistics
     would hand the discriminator the domain for free.
 
     Args:
-        in_channels: Channels of the predicted noise (C_m).
+        in_channels: Channels of the input (C_m).
         channels: Output channels of the stride-2 3x3 convolutions, one entry per layer.
         num_domains: Number of classes of the output (0 source, 1 mixed, 2 target).
         negative_slope: Slope of LeakyReLU.
+        pool: One decision per image (True) or per patch (False).
         init_cfg: mmengine initialisation config.
     """
 
@@ -28,6 +35,7 @@ class DomainDiscriminator(BaseModule):
                  channels: Sequence[int] = (64, 128, 256),
                  num_domains: int = 3,
                  negative_slope: float = 0.2,
+                 pool: bool = True,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg=init_cfg)
         layers = []
@@ -38,16 +46,23 @@ class DomainDiscriminator(BaseModule):
             ]
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(in_channels, num_domains)
+        self.with_pool = pool
+        if pool:
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.classifier = nn.Linear(in_channels, num_domains)
+        else:
+            self.classifier = nn.Conv2d(in_channels, num_domains, kernel_size=1)
 
-    def forward(self, noise_pred: Tensor) -> Tensor:
-        """Classify the domain of each predicted-noise map.
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Classify the domain of each map (or of each of its patches).
 
         Args:
-            noise_pred: eps_hat, (N, C_m, h, w).
+            inputs: (N, C_m, h, w), e.g. the chain's mask estimate or eps_hat.
 
         Returns:
-            Domain logits, (N, num_domains).
+            Domain logits, (N, num_domains) or (N, num_domains, h', w').
         """
-        return self.classifier(self.pool(self.features(noise_pred)).flatten(1))
+        features = self.features(inputs)
+        if self.with_pool:
+            return self.classifier(self.pool(features).flatten(1))
+        return self.classifier(features)

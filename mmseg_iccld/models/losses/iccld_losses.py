@@ -55,36 +55,69 @@ def loss_ldm(noise_pred: Tensor, noise: Tensor, weight: Optional[Tensor] = None)
     return per_pixel.sum() / per_pixel.numel()
 
 
+def domain_decisions(disc_logits: Tensor) -> Tensor:
+    """One row per decision: (N, D) image logits stay, (N, D, h, w) patch logits become
+    (N * h * w, D)."""
+    if disc_logits.dim() == 2:
+        return disc_logits
+    return disc_logits.movedim(1, -1).reshape(-1, disc_logits.shape[1])
+
+
 def loss_adv_discriminator(disc_logits: Tensor, domain: int) -> Tensor:
     """Eq. 3, discriminator term: cross-entropy of ``f_dis`` against the one-hot domain o_d.
 
-    The caller passes ``f_dis(eps_hat.detach())`` so that this term trains only f_dis.
+    The caller passes ``f_dis(input.detach())`` so that this term trains only f_dis.
 
     Args:
-        disc_logits: Discriminator logits, (N, D) (D = 3: source, mixed, target).
+        disc_logits: Discriminator logits, (N, D) per image or (N, D, h, w) per patch
+            (D = 3: source, mixed, target).
         domain: Index of the true domain of every sample in the batch.
 
     Returns:
-        Scalar: the cross-entropy, mean over the batch.
+        Scalar: the cross-entropy, mean over the decisions (images or patches).
     """
-    target = torch.full((disc_logits.shape[0], ), domain, dtype=torch.long,
-                        device=disc_logits.device)
-    return F.cross_entropy(disc_logits, target)
+    logits = domain_decisions(disc_logits)
+    target = torch.full((logits.shape[0], ), domain, dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
 
 
 def loss_adv_generator(disc_logits: Tensor) -> Tensor:
-    """Eq. 3, generator term: ``KL(f_dis(eps_hat) || U(1/D))``.
+    """Eq. 3, generator term: ``KL(f_dis(.) || U(1/D))``.
 
     ``KL(p || U) = sum_k p_k log p_k + log D``: zero when the discriminator cannot tell the
-    domains apart, ``log D`` when it is certain. The caller weights it by lambda_adv.
+    domains apart, ``log D`` when it is certain. Its gradient vanishes both at uniform p and
+    at one-hot p (it saturates like the minimax GAN loss). The caller weights it by
+    lambda_adv.
 
     Args:
-        disc_logits: Discriminator logits on the predicted noise, (N, D).
+        disc_logits: Discriminator logits, (N, D) or (N, D, h, w).
 
     Returns:
-        Scalar: the divergence, mean over the batch.
+        Scalar: the divergence, mean over the decisions.
     """
     # p * log_softmax stays finite where p underflows to 0, unlike p * log(p).
-    log_prob = F.log_softmax(disc_logits, dim=1)
+    log_prob = F.log_softmax(domain_decisions(disc_logits), dim=1)
     neg_entropy = (log_prob.exp() * log_prob).sum(dim=1)
-    return (neg_entropy + math.log(disc_logits.shape[1])).mean()
+    return (neg_entropy + math.log(log_prob.shape[1])).mean()
+
+
+def loss_adv_generator_uniform_ce(disc_logits: Tensor) -> Tensor:
+    """Eq. 3's generator term read as ``KL(U(1/D) || f_dis(.))`` (non-saturating).
+
+    ``KL(U || p) = -(1/D) sum_k log p_k - log D``: zero at uniform p, growing without bound
+    as the discriminator becomes certain, with logit gradient ``p - 1/D`` (the domain
+    confusion loss of Tzeng et al., 2015).
+
+    Args:
+        disc_logits: Discriminator logits, (N, D) or (N, D, h, w).
+
+    Returns:
+        Scalar: the divergence, mean over the decisions.
+    """
+    log_prob = F.log_softmax(domain_decisions(disc_logits), dim=1)
+    return (-log_prob.mean(dim=1) - math.log(log_prob.shape[1])).mean()
+
+
+def domain_accuracy(disc_logits: Tensor, domain: int) -> Tensor:
+    """Fraction of the decisions (images or patches) that name ``domain``."""
+    return (domain_decisions(disc_logits).argmax(dim=1) == domain).float().mean()

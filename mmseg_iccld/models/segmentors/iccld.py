@@ -1,13 +1,17 @@
 """ICCLD: Inter-Coder Connected Latent Diffusion for semantic segmentation.
 
 Yu et al., "Adversarially Domain-adaptive Latent Diffusion for Unsupervised Semantic
-Segmentation". E (backbone + latent projector) gives the image latent z0; eps_theta denoises
-the latent of the segmentation map conditioned on z0; D decodes z0, the mask estimate m_hat0
-and long skips from every encoder stage. Training is in two steps (``diffusion_stage``):
-step 1 trains E and D with D reading m_hat0 = 0, step 2 adds eps_theta's noise loss and D
-reads the x0-estimate of the noised mask latent. The UDA training loop (DACS, eq. 3's
-discriminator) lives in the UDA wrappers; this class holds the model and eq. 1-2.
+Segmentation". E (backbone + the ``LatentProjector`` neck) gives the image latent z0; the
+``MaskDiffusion`` module holds eps_theta, which denoises the latent of the segmentation map
+conditioned on z0; D decodes z0, the mask estimate m_hat0 and long skips from every encoder
+stage. Training has two phases (``diffusion_stage``): phase 1 trains E and D with D reading
+m_hat0 = 0; phase 2 adds eps_theta's noise loss (eq. 2, on forward-noised mask latents) and
+D reads a mask estimate: by default the x0-estimate of the sampler's own K-step chain from
+``m_T ~ N(0, I)``, what it reads at test time (``decoder_input='sampled'``). The UDA loop
+(DACS, eq. 3's discriminator) lives in the UDA wrappers; this class holds the model and
+eq. 1-2.
 """
+from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import torch
@@ -19,13 +23,34 @@ from mmseg.utils import (ConfigType, ForwardResults, OptConfigType, OptMultiConf
                          OptSampleList, SampleList, add_prefix)
 from torch import Tensor
 
+from ..diffusion import DiffusionDraw
 from ..losses.iccld_losses import loss_ldm
-from ..losses.pixel_weighted import stack_seg_weight
+
+DECODER_INPUTS = ('sampled', 'noised_label')
+CHAIN_GRADS = dict(all=None, last=1, none=0)  # -> grad_steps of MaskDiffusion.sample
+# parameters of eps_theta in checkpoints written before MaskDiffusion held them
+LEGACY_PREFIXES = ('neck.unet.', 'neck.cond_proj.')
+
+
+@dataclass
+class ICCLDOutput:
+    """What one ``ICCLD`` training pass hands to a UDA wrapper.
+
+    Attributes:
+        losses: Loss dict (``decode.*``, ``loss_ldm``; the wrapper adds its own terms).
+        draw: The draw the pass used (to share with the other domains), or None in phase 1.
+        noise_pred: eps_hat of eq. 2 with its graph, or None.
+        sample: x0-estimate of the sampler's chain with its graph, or None.
+    """
+    losses: dict = field(default_factory=dict)
+    draw: Optional[DiffusionDraw] = None
+    noise_pred: Optional[Tensor] = None
+    sample: Optional[Tensor] = None
 
 
 @MODELS.register_module()
 class ICCLD(EncoderDecoder):
-    """E + ``DiffusionLatentNeck`` (projector, eps_theta) + ``InterCoderHead`` (D).
+    """E (backbone + ``LatentProjector`` neck) + ``MaskDiffusion`` + ``InterCoderHead`` (D).
 
     Test settings (``test_cfg``): ``mode`` ('whole' or 'slide', with ``crop_size`` and
     ``stride``), ``num_inference_steps`` K (default 3; 0 decodes with m_hat0 = 0),
@@ -35,7 +60,8 @@ class ICCLD(EncoderDecoder):
 
     Args:
         backbone: Config of the encoder backbone (four stages, strides 4 to 32).
-        neck: Config of ``DiffusionLatentNeck``.
+        neck: Config of ``LatentProjector`` (stages -> stages + z0).
+        diffusion: Config of ``MaskDiffusion`` (mask code, eps_theta, schedulers).
         decode_head: Config of ``InterCoderHead``.
         auxiliary_head: Optional auxiliary heads on the backbone stages.
         train_cfg: Training config, passed to the heads.
@@ -43,16 +69,27 @@ class ICCLD(EncoderDecoder):
         data_preprocessor: Data preprocessor config (None when a UDA wrapper owns it).
         pretrained: Path of pretrained backbone weights.
         init_cfg: mmengine initialisation config.
-        diffusion_stage: Initial training step, 1 or 2.
+        diffusion_stage: Initial training phase, 1 or 2.
         loss_ldm_weight: Weight of eq. 2 in the loss dict.
         detach_mask_estimate: Stop L_seg's gradient at m_hat0, so eps_theta learns from eq. 2
-            (and eq. 3) only; through the x0-estimate the gradient would be scaled by
-            ``1 / sqrt(alpha_bar_t)``, about 2e4 at t = T - 1.
+            (and eq. 3) only. Needed with ``decoder_input='noised_label'`` and epsilon
+            prediction, where the x0-estimate scales the gradient by
+            ``1 / sqrt(alpha_bar_t)`` (about 2e4 at t = T - 1).
+        decoder_input: What D reads in phase 2 training. ``'sampled'``: the x0-estimate of
+            the test-time sampler, K DDIM steps from ``m_T ~ N(0, I)`` conditioned on z0
+            (self-aligned, as DDP trains its decoder). ``'noised_label'``: the x0-estimate
+            of eq. 2's draw, the forward-noised label code at a uniform t (the label shows
+            through m_t for most t, and there is no label at test time).
+        train_sampling_steps: K of the training chain; None uses ``test_cfg``'s K.
+        chain_grad: Which steps of the training chain keep their graph: ``'all'`` (L_seg
+            and eq. 3 train every step, as they run at test time), ``'last'`` (cheaper: the
+            earlier steps run without gradient) or ``'none'``.
     """
 
     def __init__(self,
                  backbone: ConfigType,
                  neck: ConfigType,
+                 diffusion: ConfigType,
                  decode_head: ConfigType,
                  auxiliary_head: OptConfigType = None,
                  train_cfg: OptConfigType = None,
@@ -62,7 +99,10 @@ class ICCLD(EncoderDecoder):
                  init_cfg: OptMultiConfig = None,
                  diffusion_stage: int = 1,
                  loss_ldm_weight: float = 1.0,
-                 detach_mask_estimate: bool = True):
+                 detach_mask_estimate: bool = False,
+                 decoder_input: str = 'sampled',
+                 train_sampling_steps: Optional[int] = None,
+                 chain_grad: str = 'all'):
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -73,19 +113,31 @@ class ICCLD(EncoderDecoder):
             data_preprocessor=data_preprocessor,
             pretrained=pretrained,
             init_cfg=init_cfg)
-        if self.neck.num_classes != self.decode_head.num_classes:
-            raise ValueError(f'neck codes {self.neck.num_classes} classes, decode head '
-                             f'predicts {self.decode_head.num_classes}')
+        self.diffusion = MODELS.build(diffusion)
+        if self.diffusion.num_classes != self.decode_head.num_classes:
+            raise ValueError(f'the diffusion codes {self.diffusion.num_classes} classes, the '
+                             f'decode head predicts {self.decode_head.num_classes}')
+        if decoder_input not in DECODER_INPUTS:
+            raise ValueError(f'decoder_input must be one of {DECODER_INPUTS}, got '
+                             f'{decoder_input!r}')
+        if chain_grad not in CHAIN_GRADS:
+            raise ValueError(f'chain_grad must be one of {tuple(CHAIN_GRADS)}, got '
+                             f'{chain_grad!r}')
+        if train_sampling_steps is not None and train_sampling_steps < 1:
+            raise ValueError(f'train_sampling_steps must be >= 1, got {train_sampling_steps}')
         self.loss_ldm_weight = loss_ldm_weight
         self.detach_mask_estimate = detach_mask_estimate
-        # a buffer, so checkpoints (and resumed runs) know which step they are in; the
+        self.decoder_input = decoder_input
+        self.train_sampling_steps = train_sampling_steps
+        self.chain_grad = chain_grad
+        # a buffer, so checkpoints (and resumed runs) know which phase they are in; the
         # forward passes read its host copy, so they never wait for the device
         self.register_buffer('diffusion_stage', torch.tensor(1, dtype=torch.long))
         self._stage = 1
         self.set_diffusion_stage(diffusion_stage)
 
     def set_diffusion_stage(self, stage: int) -> None:
-        """Switch between step 1 (D reads m_hat0 = 0) and step 2 (latent diffusion).
+        """Switch between phase 1 (D reads m_hat0 = 0) and phase 2 (latent diffusion).
 
         Args:
             stage: 1 or 2.
@@ -96,12 +148,19 @@ class ICCLD(EncoderDecoder):
         self._stage = stage
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        legacy = [k for k in state_dict
+                  if k.startswith(tuple(prefix + p for p in LEGACY_PREFIXES))]
+        if legacy:
+            raise KeyError(
+                f'{legacy[0]}: a checkpoint of the earlier ICCLD layout (eps_theta inside the '
+                'neck, epsilon prediction, D trained on noised labels); this version keeps '
+                "eps_theta in 'diffusion' and trains phase 2 differently, so retrain it")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._stage = int(self.diffusion_stage)  # the step the checkpoint was in
+        self._stage = int(self.diffusion_stage)  # the phase the checkpoint was in
 
     @property
     def current_stage(self) -> int:
-        """The training step, 1 or 2: the ``diffusion_stage`` buffer, read on the host.
+        """The training phase, 1 or 2: the ``diffusion_stage`` buffer, read on the host.
 
         The buffer changes only through :meth:`set_diffusion_stage` and checkpoint loading,
         which both update this copy.
@@ -110,13 +169,20 @@ class ICCLD(EncoderDecoder):
 
     @property
     def in_stage2(self) -> bool:
-        """Whether the model is in step 2 (latent diffusion)."""
+        """Whether the model is in phase 2 (latent diffusion)."""
         return self._stage == 2
 
     @property
     def num_inference_steps(self) -> int:
-        """K, the DDIM steps of prediction; always 0 in step 1."""
+        """K, the DDIM steps of prediction; always 0 in phase 1."""
         return self.test_cfg.get('num_inference_steps', 3) if self.in_stage2 else 0
+
+    @property
+    def chain_steps(self) -> int:
+        """K of the training chain (``train_sampling_steps``, else the test K, at least 1)."""
+        if self.train_sampling_steps is not None:
+            return self.train_sampling_steps
+        return max(1, self.test_cfg.get('num_inference_steps', 3))
 
     @property
     def num_samples(self) -> int:
@@ -128,92 +194,114 @@ class ICCLD(EncoderDecoder):
                 data_samples: OptSampleList = None,
                 mode: str = 'tensor',
                 **kwargs) -> ForwardResults:
-        """mmseg's forward; keyword arguments go to ``loss`` (shared noise under DDP).
+        """mmseg's forward, plus ``mode='uda'`` (:meth:`uda_loss`, through DDP's forward).
 
         Args:
             inputs: Images, (N, 3, H, W).
             data_samples: Seg data samples.
-            mode: 'loss', 'predict' or 'tensor'.
-            **kwargs: ``loss`` keyword arguments, only in 'loss' mode.
+            mode: 'loss', 'uda', 'predict' or 'tensor'.
+            **kwargs: ``uda_loss`` keyword arguments, only in 'loss' and 'uda' mode.
 
         Returns:
-            A loss dict, a list of data samples or the decode head's logits.
+            A loss dict, an :class:`ICCLDOutput`, a list of data samples or the decode
+            head's logits.
         """
+        if mode == 'uda':
+            return self.uda_loss(inputs, data_samples, **kwargs)
         if mode == 'loss':
-            return self.loss(inputs, data_samples, **kwargs)
+            return self.uda_loss(inputs, data_samples, **kwargs).losses
         if kwargs:
             raise TypeError(f'mode {mode!r} takes no keyword arguments, got {list(kwargs)}')
         return super().forward(inputs, data_samples, mode)
 
-    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
-        """The encoder stages (the neck's projector is applied separately).
+    def encode(self, inputs: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """E: the backbone stages and z0 (``extract_feat`` applies the projector neck).
 
         Args:
             inputs: Images, (N, 3, H, W).
 
         Returns:
-            Four stages, (N, C_i, H / s_i, W / s_i) for s_i = 4, 8, 16, 32.
+            Four stages (N, C_i, H / s_i, W / s_i) for s_i = 4, 8, 16, 32, and z0.
         """
-        return self.backbone(inputs)
+        *stages, image_latent = self.extract_feat(inputs)
+        return stages, image_latent
 
-    def loss(self,
-             inputs: Tensor,
-             data_samples: SampleList,
-             noise: Optional[Tensor] = None,
-             timesteps: Optional[Tensor] = None,
-             with_seg: bool = True,
-             with_ldm: Optional[bool] = None,
-             return_noise_pred: bool = False,
-             condition_grad: bool = True) -> dict:
-        """Eq. 1 (through D) and eq. 2 on one batch.
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Eq. 1 (through D) and, in phase 2, eq. 2 on one batch, with a fresh draw.
+
+        Args:
+            inputs: Images, (N, 3, H, W).
+            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
+
+        Returns:
+            'decode.loss_ce', 'decode.acc_seg' and, in phase 2, 'loss_ldm'.
+        """
+        return self.uda_loss(inputs, data_samples).losses
+
+    def uda_loss(self,
+                 inputs: Tensor,
+                 data_samples: SampleList,
+                 draw: Optional[DiffusionDraw] = None,
+                 with_seg: bool = True,
+                 with_ldm: Optional[bool] = None,
+                 with_sample: bool = False,
+                 condition_grad: bool = True) -> ICCLDOutput:
+        """Eq. 1 (through D) and eq. 2 on one batch, and what eq. 3 reads.
 
         Args:
             inputs: Images, (N, 3, H, W).
             data_samples: Samples with ``gt_sem_seg`` (labels or pseudo-labels) and optionally
                 ``seg_weight`` (PixelData (1, H, W)).
-            noise: eps, (N, num_classes, h, w) on the latent grid; drawn when None.
-            timesteps: t, (N, ) long; drawn uniformly from [0, T) when None.
+            draw: eps, t and m_T of this pass (phase 2); drawn when None.
             with_seg: Decode with D and compute L_seg; False skips D entirely.
-            with_ldm: Compute L_ldm; None means ``diffusion_stage == 2``.
-            return_noise_pred: Add eps_hat (with its graph) as 'noise_pred' for eq. 3, and
-                the draw it used as 'noise' and 'timesteps' (so a caller can share it with
-                other domains); the caller pops the three before summing the losses.
+            with_ldm: Compute L_ldm (phase 2 only); None means in phase 2.
+            with_sample: Also run the sampler's chain when D does not read it (eq. 3 on the
+                chain's x0-estimate of a batch without L_seg).
             condition_grad: Whether gradients flow into E (backbone and projector) through
                 this batch; False computes z0 without a graph (only eps_theta and D learn).
 
         Returns:
-            'decode.loss_ce', 'decode.acc_seg' (with_seg), 'loss_ldm' (with_ldm) and
-            'noise_pred', 'noise', 'timesteps' (return_noise_pred).
+            :class:`ICCLDOutput`: losses 'decode.loss_ce', 'decode.acc_seg' (with_seg),
+            'loss_ldm' (with_ldm); in phase 2 the draw, eps_hat and the chain's estimate.
         """
         with torch.set_grad_enabled(condition_grad and torch.is_grad_enabled()):
-            feats = self.extract_feat(inputs)
-            image_latent = self.neck(feats)
-        with_ldm = self.in_stage2 if with_ldm is None else with_ldm
-        decode_reads_mask = with_seg and self.in_stage2
-
-        losses = dict()
-        mask_estimate = None
-        if with_ldm or return_noise_pred or decode_reads_mask:
-            noise_pred, mask_estimate, noise, timesteps, latent_weight = self._denoise_train(
-                image_latent, data_samples, noise, timesteps)
-            if with_ldm:
-                losses['loss_ldm'] = self.loss_ldm_weight * loss_ldm(
-                    noise_pred, noise, latent_weight)
-            if return_noise_pred:
-                losses.update(noise_pred=noise_pred, noise=noise, timesteps=timesteps)
+            stages, image_latent = self.encode(inputs)
+        output = ICCLDOutput()
+        label_estimate = None
+        if self.in_stage2:
+            diffusion = self.diffusion
+            if draw is None:
+                draw = diffusion.draw(image_latent)
+            diffusion.check_draw(draw, image_latent)
+            output.draw = draw
+            mask_latent, weight = diffusion.training_targets(data_samples,
+                                                             image_latent.shape[2:])
+            noisy_mask = diffusion.add_noise(mask_latent, draw.noise, draw.timesteps)
+            output.noise_pred, label_estimate = diffusion.denoise(noisy_mask, image_latent,
+                                                                  draw.timesteps)
+            if with_ldm is None or with_ldm:
+                output.losses['loss_ldm'] = self.loss_ldm_weight * loss_ldm(
+                    output.noise_pred, draw.noise, weight)
+            if (self.decoder_input == 'sampled' and with_seg) or with_sample:
+                output.sample = diffusion.sample(image_latent, draw.chain_noise,
+                                                 self.chain_steps, CHAIN_GRADS[self.chain_grad])
+        elif with_ldm:
+            raise ValueError('eq. 2 (with_ldm) needs phase 2 (diffusion_stage 2)')
         if not with_seg:
-            return losses
+            return output
 
-        if not decode_reads_mask:
-            mask_estimate = None
-        elif self.detach_mask_estimate:
-            mask_estimate = mask_estimate.detach()
-        loss_decode = self.decode_head.loss((feats, image_latent, mask_estimate), data_samples,
-                                            self.train_cfg)
-        losses.update(add_prefix(loss_decode, 'decode'))
+        mask_estimate = None
+        if self.in_stage2:
+            mask_estimate = (output.sample if self.decoder_input == 'sampled' else
+                             label_estimate)
+            if self.detach_mask_estimate:
+                mask_estimate = mask_estimate.detach()
+        loss_decode = self.decode_head.loss((stages, image_latent, mask_estimate),
+                                            data_samples, self.train_cfg)
+        output.losses.update(add_prefix(loss_decode, 'decode'))
         if self.with_auxiliary_head:
-            losses.update(self._auxiliary_head_forward_train(feats, data_samples))
-        return losses
+            output.losses.update(self._auxiliary_head_forward_train(stages, data_samples))
+        return output
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """z0 = E(x); K DDIM steps from seeded noise to m_hat0; logits = D(z0 ++ m_hat0, skips).
@@ -225,45 +313,18 @@ class ICCLD(EncoderDecoder):
         Returns:
             Logits (S = 1) or log of the mean softmax over S draws (S > 1), (N, C, H, W).
         """
-        feats = self.extract_feat(inputs)
-        image_latent = self.neck(feats)
+        stages, image_latent = self.encode(inputs)
         estimates = self._test_mask_estimates(image_latent, self.num_samples)
         if self.num_samples == 1:
-            return self.decode_head.predict((feats, image_latent, estimates[0]),
+            return self.decode_head.predict((stages, image_latent, estimates[0]),
                                             batch_img_metas, self.test_cfg)
         mean_prob = 0
         for mask_estimate in estimates:
-            logits = self.decode_head.predict((feats, image_latent, mask_estimate),
+            logits = self.decode_head.predict((stages, image_latent, mask_estimate),
                                               batch_img_metas, self.test_cfg)
             mean_prob = mean_prob + logits.softmax(dim=1) / len(estimates)
         # the log keeps argmax and softmax of the mean; tiny keeps later resizing finite
         return mean_prob.clamp_min(torch.finfo(mean_prob.dtype).tiny).log()
-
-    def sample_mask_latent(self, image_latent: Tensor, noise: Tensor,
-                           num_steps: int) -> Tensor:
-        """DDIM (eta 0) from ``m_T = noise`` to the mask estimate m_hat0.
-
-        Each step predicts eps; diffusers' DDIM step forms the x0-estimate, clamped to the
-        code's range (the neck sets ``clip_sample_range`` to the mask scale), and moves to the
-        next timestep from it. The last x0-estimate is m_hat0.
-
-        Args:
-            image_latent: z0, (N, C_z, h, w).
-            noise: m_T, (N, C_m, h, w).
-            num_steps: K >= 1.
-
-        Returns:
-            m_hat0, (N, C_m, h, w).
-        """
-        scheduler = self.neck.sample_scheduler
-        scheduler.set_timesteps(num_steps)
-        noisy_mask = noise
-        for t in scheduler.timesteps.tolist():
-            timesteps = torch.full((len(noise), ), t, dtype=torch.long, device=noise.device)
-            noise_pred = self.neck.predict_noise(noisy_mask, image_latent, timesteps)
-            step = scheduler.step(noise_pred, t, noisy_mask)
-            noisy_mask, mask_estimate = step.prev_sample, step.pred_original_sample
-        return mask_estimate
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """D's logits for the first noise draw, without post-processing.
@@ -275,10 +336,9 @@ class ICCLD(EncoderDecoder):
         Returns:
             Logits, (N, C, H / 4, W / 4).
         """
-        feats = self.extract_feat(inputs)
-        image_latent = self.neck(feats)
+        stages, image_latent = self.encode(inputs)
         mask_estimate = self._test_mask_estimates(image_latent, num_samples=1)[0]
-        return self.decode_head.forward(feats, image_latent, mask_estimate)
+        return self.decode_head.forward(stages, image_latent, mask_estimate)
 
     def postprocess_result(self,
                            seg_logits: Tensor,
@@ -303,45 +363,6 @@ class ICCLD(EncoderDecoder):
                 sample.set_data({'uncertainty': PixelData(data=entropy)})
         return data_samples
 
-    def _denoise_train(self, image_latent: Tensor, data_samples: SampleList,
-                       noise: Optional[Tensor],
-                       timesteps: Optional[Tensor]
-                       ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Noise the mask latent of the labels and predict the noise (one training draw).
-
-        Args:
-            image_latent: z0, (N, C_z, h, w).
-            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
-            noise: eps, (N, C_m, h, w), or None to draw it.
-            timesteps: t, (N, ) long, or None to draw it.
-
-        Returns:
-            eps_hat (N, C_m, h, w), the clamped x0-estimate m_hat0 (N, C_m, h, w), eps
-            (N, C_m, h, w), t (N, ) and the latent-pixel weights (N, h, w): 0 on ignored
-            labels, ``seg_weight`` sampled on the latent grid elsewhere.
-        """
-        size = image_latent.shape[2:]
-        seg_label = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        label = self.neck.downsample_to_latent(seg_label, size)
-        weight = (label != self.neck.ignore_index).float()
-        seg_weight = stack_seg_weight(data_samples, seg_label)
-        if seg_weight is not None:
-            weight = weight * self.neck.downsample_to_latent(seg_weight, size)
-        mask_latent = self.neck.mask_latent(label)
-
-        if noise is None:
-            noise = torch.randn_like(mask_latent)
-        elif noise.shape != mask_latent.shape:
-            raise ValueError(f'noise has shape {tuple(noise.shape)}, the mask latent '
-                             f'{tuple(mask_latent.shape)}')
-        if timesteps is None:
-            timesteps = torch.randint(
-                0, self.neck.num_train_timesteps, (len(noise), ), device=noise.device)
-        noisy_mask = self.neck.add_noise(mask_latent, noise, timesteps)
-        noise_pred = self.neck.predict_noise(noisy_mask, image_latent, timesteps)
-        mask_estimate = self.neck.predict_clean_mask(noisy_mask, noise_pred, timesteps)
-        return noise_pred, mask_estimate, noise, timesteps, weight
-
     def _test_mask_estimates(self, image_latent: Tensor,
                              num_samples: int) -> List[Optional[Tensor]]:
         """The mask latents D reads at test time, one per draw; [None] (m_hat0 = 0) at K = 0.
@@ -359,13 +380,6 @@ class ICCLD(EncoderDecoder):
         num_steps = self.num_inference_steps
         if num_steps == 0:
             return [None]
-        n, _, h, w = image_latent.shape
-        generator = torch.Generator(device=image_latent.device)
-        generator.manual_seed(self.test_cfg.get('seed', 0))
-        noise = torch.randn((num_samples, 1, self.neck.num_classes, h, w),
-                            generator=generator, device=image_latent.device,
-                            dtype=image_latent.dtype)
-        return [
-            self.sample_mask_latent(image_latent, draw.expand(n, -1, -1, -1), num_steps)
-            for draw in noise
-        ]
+        noise = self.diffusion.seeded_noise(image_latent, num_samples,
+                                            self.test_cfg.get('seed', 0))
+        return [self.diffusion.sample(image_latent, draw, num_steps) for draw in noise]

@@ -36,7 +36,7 @@ class UDAModel(BaseModel):
             memory format (the layout GPU convolution kernels prefer); the same computation up
             to rounding.
         compile_modules: Submodules of the student (dotted names, e.g. ``'backbone'``,
-            ``'decode_head'``, ``'neck.unet'``) whose ``forward`` runs through
+            ``'decode_head'``, ``'diffusion.unet'``) whose ``forward`` runs through
             ``torch.compile``; also where the model calls ``self.forward`` directly, as
             mmseg's decode heads do in ``loss``. The teacher and the frozen copy stay eager.
         compile_cfg: Keyword arguments of ``torch.compile`` (``mode``, ``backend``, ...).

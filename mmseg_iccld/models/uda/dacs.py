@@ -222,13 +222,16 @@ class DACS(UDAModel):
         Args:
             inputs: Source images ``(N, 3, H, W)``.
             data_samples: Source data samples with ``gt_sem_seg``.
-            **kwargs: Passed to the student's ``forward(..., mode='loss')``.
+            **kwargs: Passed to the student's ``forward``; ``mode`` defaults to 'loss'.
 
         Returns:
-            The student's losses, plus ``loss_feat_dist`` when the feature distance is on.
+            The student's output: its loss dict, or (another ``mode``) an output holding
+            it as ``losses``; the dict gets ``loss_feat_dist`` when the feature distance is
+            on.
         """
+        kwargs.setdefault('mode', 'loss')
         if self.imnet_backbone is None:
-            return self.model(inputs, data_samples, mode='loss', **kwargs)
+            return self.model(inputs, data_samples, **kwargs)
         captured = []
 
         def capture(module: nn.Module, args: tuple, output) -> None:
@@ -237,7 +240,7 @@ class DACS(UDAModel):
 
         handle = self.student.backbone.register_forward_hook(capture)
         try:
-            losses = self.model(inputs, data_samples, mode='loss', **kwargs)
+            output = self.model(inputs, data_samples, **kwargs)
         finally:
             handle.remove()
         if not captured or captured[0][0] is None:
@@ -245,8 +248,9 @@ class DACS(UDAModel):
                                'a positional input; the feature distance cannot be computed')
         backbone_input, features = captured[0]
         labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
+        losses = output if isinstance(output, dict) else output.losses
         losses['loss_feat_dist'] = self.feature_distance(backbone_input, features[-1], labels)
-        return losses
+        return output
 
     def feature_distance(self, backbone_input: Tensor, features: Tensor,
                          labels: Tensor) -> Tensor:
@@ -371,12 +375,13 @@ class DACS(UDAModel):
         Args:
             inputs: Mixed images ``(N, 3, H, W)``.
             data_samples: Mixed data samples with ``gt_sem_seg`` and ``seg_weight``.
-            **kwargs: Passed to the student's ``forward(..., mode='loss')``.
+            **kwargs: Passed to the student's ``forward``; ``mode`` defaults to 'loss'.
 
         Returns:
-            The student's losses.
+            The student's losses (or its output in another ``mode``).
         """
-        return self.model(inputs, data_samples, mode='loss', **kwargs)
+        kwargs.setdefault('mode', 'loss')
+        return self.model(inputs, data_samples, **kwargs)
 
     def update_teacher(self) -> None:
         """EMA update of the teacher, after the optimizer step."""

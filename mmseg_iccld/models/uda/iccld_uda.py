@@ -1,20 +1,24 @@
 """ICCLD's two-step domain adaptation (paper, Fig. 1) on top of DACS.
 
 Step 1 is DACS on E and D (``ICCLD.diffusion_stage == 1``; D reads m_hat0 = 0). Step 2 adds,
-per iteration, with one draw of ``t`` and ``eps`` shared by the three domains:
+per iteration, with one draw (eq. 2's ``t`` and ``eps``, the chain's ``m_T``) shared by the
+three domains:
 
-- source: L_seg (eq. 1) + L_ldm (eq. 2) + feature distance + lambda_adv * generator KL (eq. 3)
-- mixed (ClassMix of source and pseudo-labelled target): L_seg + L_ldm + lambda_adv * KL
-- target (pseudo-labels and their weight): L_ldm + lambda_adv * KL
-- then one student step, the discriminator's step on the detached predicted noise of all
-  three domains (eq. 3, cross-entropy against the domain), and the teacher's EMA update.
+- source: L_seg (eq. 1) + L_ldm (eq. 2) + feature distance + lambda_adv * generator term (eq. 3)
+- mixed (ClassMix of source and pseudo-labelled target): L_seg + L_ldm + lambda_adv * generator
+- target (pseudo-labels and their weight): L_ldm + lambda_adv * generator
+- then one student step, the discriminator's step on the detached inputs of all three
+  domains (eq. 3, cross-entropy against the domain), and the teacher's EMA update.
 
-The generator's KL is computed through the discriminator with detached parameters, so the
-discriminator never receives a gradient from it; the discriminator's loss sees only
-detached noise predictions, so the student never receives one from that.
+What f_dis reads (``adv_input``): the sample-space output of eps_theta, the x0-estimate of
+the sampler's chain (default), or eq. 2's predicted noise (the paper's literal input). The
+generator term is computed through the discriminator with detached parameters, so the
+discriminator never receives a gradient from it; the discriminator's loss sees only detached
+inputs, so the student never receives one from that.
 """
+import math
 from collections import OrderedDict
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import is_model_wrapper
@@ -23,12 +27,15 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
-from ..losses.iccld_losses import loss_adv_discriminator, loss_adv_generator
+from ..losses.iccld_losses import (domain_accuracy, loss_adv_discriminator,
+                                   loss_adv_generator, loss_adv_generator_uniform_ce)
 from .dacs import DACS
 
 # Domain indices of the discriminator's output (paper: o^s, o^{s+t}, o^t).
 SOURCE, MIXED, TARGET = 0, 1, 2
 DOMAIN_NAMES = ('src', 'mix', 'tgt')
+ADV_INPUTS = ('sample', 'noise_pred')
+GENERATOR_LOSSES = dict(kl=loss_adv_generator, uniform_ce=loss_adv_generator_uniform_ce)
 
 
 @MODELS.register_module()
@@ -43,10 +50,20 @@ class ICCLDUDA(DACS):
     Args:
         model: Config of the ``ICCLD`` segmentor (the student).
         discriminator: Config of f_dis, e.g. ``DomainDiscriminator``.
-        target_condition_grad: Whether the target domain's L_ldm and generator KL reach E
-            (backbone and projector). False trains eps_theta (and not E) on the target, and
+        target_condition_grad: Whether the target domain's L_ldm and generator term reach
+            E (backbone and projector). False trains eps_theta (and not E) on the target, and
             saves one backward pass of the backbone per iteration; E still learns the
             alignment through the source and mixed domains.
+        adv_input: What f_dis reads: ``'sample'``, the x0-estimate of the sampler's chain
+            divided by the mask scale (sample space, label-free, what D reads at test time),
+            or ``'noise_pred'``, eq. 2's eps_hat (eq. 3 read literally).
+        adv_margins: ``(top, bottom, left, right)`` image pixels cut from f_dis's input in
+            every domain (rounded up to latent cells), so that a fixed cue of one domain
+            (an ego-vehicle band) cannot be what it learns.
+        generator_loss: ``'kl'``: ``KL(f_dis || U)`` (eq. 3 as written; flat near uniform)
+            or ``'uniform_ce'``: ``KL(U || f_dis)``, the non-saturating reading.
+        teacher_num_inference_steps: K of the teacher's pseudo-labels in step 2; None uses
+            the teacher's test K.
         **kwargs: The arguments of :class:`DACS`.
     """
 
@@ -54,13 +71,29 @@ class ICCLDUDA(DACS):
                  model: ConfigType,
                  discriminator: ConfigType,
                  target_condition_grad: bool = True,
+                 adv_input: str = 'sample',
+                 adv_margins: Sequence[int] = (0, 0, 0, 0),
+                 generator_loss: str = 'kl',
+                 teacher_num_inference_steps: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(model=model, **kwargs)
         if not hasattr(self.student, 'set_diffusion_stage'):
             raise TypeError(f'ICCLDUDA needs an ICCLD segmentor (with diffusion stages), '
                             f'got {type(self.student).__name__}')
+        if adv_input not in ADV_INPUTS:
+            raise ValueError(f'adv_input must be one of {ADV_INPUTS}, got {adv_input!r}')
+        if generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f'generator_loss must be one of {tuple(GENERATOR_LOSSES)}, got '
+                             f'{generator_loss!r}')
+        if len(adv_margins) != 4 or min(adv_margins) < 0:
+            raise ValueError(f'adv_margins is (top, bottom, left, right) >= 0, got '
+                             f'{adv_margins!r}')
         self.discriminator = MODELS.build(discriminator)
         self.target_condition_grad = target_condition_grad
+        self.adv_input = adv_input
+        self.adv_margins = tuple(int(m) for m in adv_margins)
+        self.generator_loss = generator_loss
+        self.teacher_num_inference_steps = teacher_num_inference_steps
         self.lambda_adv = 0.0
 
     @property
@@ -105,14 +138,15 @@ class ICCLDUDA(DACS):
         if self.teacher.host_steps == 0:
             self.initialize_frozen_copies()
         self.loss_guard.begin(self)
+        with_sample = self.adv_input == 'sample'
 
-        noise_preds: List[Tensor] = []
+        adv_inputs: List[Tensor] = []
         with model_wrapper.optim_context(self.model):
-            losses = self.source_losses(data['inputs'], data['data_samples'],
-                                        return_noise_pred=True)
-            noise, timesteps = losses.pop('noise'), losses.pop('timesteps')
-            self.add_generator_loss(losses, noise_preds)
-        src_loss, src_log = self.backward_losses(model_wrapper, losses, 'src')
+            output = self.source_losses(data['inputs'], data['data_samples'], mode='uda',
+                                        with_sample=with_sample)
+            draw = output.draw
+            self.add_generator_loss(output, adv_inputs)
+        src_loss, src_log = self.backward_losses(model_wrapper, output.losses, 'src')
 
         pseudo_labels, pseudo_weights, pseudo_weight = self.pseudo_label(
             data['target_inputs'], data['target_data_samples'])
@@ -120,25 +154,23 @@ class ICCLDUDA(DACS):
                                                data['target_inputs'], pseudo_labels,
                                                pseudo_weights)
         with model_wrapper.optim_context(self.model):
-            losses = self.mixed_losses(mixed_inputs, mixed_samples, noise=noise,
-                                       timesteps=timesteps, return_noise_pred=True)
-            self.drop_draw(losses)
-            self.add_generator_loss(losses, noise_preds)
-        mix_loss, mix_log = self.backward_losses(model_wrapper, losses, 'mix')
+            output = self.mixed_losses(mixed_inputs, mixed_samples, mode='uda', draw=draw,
+                                       with_sample=with_sample)
+            self.add_generator_loss(output, adv_inputs)
+        mix_loss, mix_log = self.backward_losses(model_wrapper, output.losses, 'mix')
 
         target_samples = self.build_data_samples(pseudo_labels.unsqueeze(1),
                                                  pseudo_weights.unsqueeze(1),
                                                  data['target_data_samples'])
         with model_wrapper.optim_context(self.model):
-            losses = self.target_losses(data['target_inputs'], target_samples, noise,
-                                        timesteps)
-            self.add_generator_loss(losses, noise_preds)
-        tgt_loss, tgt_log = self.backward_losses(model_wrapper, losses, 'tgt')
+            output = self.target_losses(data['target_inputs'], target_samples, draw)
+            self.add_generator_loss(output, adv_inputs)
+        tgt_loss, tgt_log = self.backward_losses(model_wrapper, output.losses, 'tgt')
 
         if not self.loss_guard.skip_step():
             model_wrapper.step()
         model_wrapper.zero_grad()
-        dis_log = self.discriminator_step(optim_wrapper['discriminator'], noise_preds)
+        dis_log = self.discriminator_step(optim_wrapper['discriminator'], adv_inputs)
         if not self.loss_guard.skip_step():
             self.update_teacher()
 
@@ -152,78 +184,109 @@ class ICCLDUDA(DACS):
 
     # ------------------------------------------------------------- steps of an iteration
 
-    def target_losses(self, inputs: Tensor, data_samples: SampleList, noise: Tensor,
-                      timesteps: Tensor) -> dict:
+    def teacher_logits(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
+        """The teacher's logits, decoded with ``teacher_num_inference_steps`` when set."""
+        steps = self.teacher_num_inference_steps
+        if steps is None or not self.teacher.module.in_stage2:
+            return super().teacher_logits(inputs, data_samples)
+        test_cfg = self.teacher.module.test_cfg
+        configured = test_cfg.get('num_inference_steps', 3)
+        test_cfg['num_inference_steps'] = steps
+        try:
+            return super().teacher_logits(inputs, data_samples)
+        finally:
+            test_cfg['num_inference_steps'] = configured
+
+    def target_losses(self, inputs: Tensor, data_samples: SampleList, draw):
         """Eq. 2 on the target with its pseudo-labels and weights (no L_seg: DACS supervises
-        the target only through the mix).
+        the target only through the mix), and the chain's estimate for eq. 3.
 
         Args:
             inputs: Target images ``(N, 3, H, W)``.
             data_samples: Samples with the pseudo-labels as ``gt_sem_seg`` and their pixel
                 weights as ``seg_weight``.
-            noise: The iteration's eps ``(N, C_m, h, w)``.
-            timesteps: The iteration's t ``(N, )``.
+            draw: The iteration's ``DiffusionDraw``.
 
         Returns:
-            ``loss_ldm`` and ``noise_pred``.
+            The student's ``ICCLDOutput`` with ``loss_ldm``.
         """
-        losses = self.model(inputs, data_samples, mode='loss', noise=noise,
-                            timesteps=timesteps, with_seg=False, with_ldm=True,
-                            return_noise_pred=True,
-                            condition_grad=self.target_condition_grad)
-        self.drop_draw(losses)
-        return losses
+        return self.model(inputs, data_samples, mode='uda', draw=draw, with_seg=False,
+                          with_ldm=True, with_sample=self.adv_input == 'sample',
+                          condition_grad=self.target_condition_grad)
 
-    def add_generator_loss(self, losses: dict, noise_preds: List[Tensor]) -> None:
-        """Replace ``noise_pred`` in ``losses`` by the generator's KL term (eq. 3).
+    def adversarial_input(self, output) -> Tensor:
+        """What f_dis reads of one domain's pass, with graph, margins cut.
 
         Args:
-            losses: One domain's losses with ``noise_pred`` (eps_hat with its graph).
-            noise_preds: Receives eps_hat, detached, for the discriminator's step.
+            output: The student's ``ICCLDOutput`` of that domain.
+
+        Returns:
+            The chain's x0-estimate / mask scale (``adv_input='sample'``) or eps_hat,
+            (N, C_m, h', w').
         """
-        noise_pred = losses.pop('noise_pred')
-        noise_preds.append(noise_pred.detach())
+        if self.adv_input == 'sample':
+            value = output.sample / self.student.diffusion.mask_scale
+        else:
+            value = output.noise_pred
+        stride = self.student.neck.latent_stride
+        top, bottom, left, right = (math.ceil(m / stride) for m in self.adv_margins)
+        h, w = value.shape[2:]
+        if top + bottom >= h or left + right >= w:
+            raise ValueError(f'adv_margins {self.adv_margins} leave nothing of a {h}x{w} '
+                             f'latent (stride {stride})')
+        return value[:, :, top:h - bottom, left:w - right]
+
+    def add_generator_loss(self, output, adv_inputs: List[Tensor]) -> None:
+        """Add the generator's term of eq. 3 to one domain's losses.
+
+        Args:
+            output: One domain's ``ICCLDOutput``; ``loss_adv_gen`` joins its losses.
+            adv_inputs: Receives f_dis's input, detached, for the discriminator's step.
+        """
+        adv_input = self.adversarial_input(output)
+        adv_inputs.append(adv_input.detach())
         if self.lambda_adv > 0:
-            losses['loss_adv_gen'] = self.lambda_adv * loss_adv_generator(
-                self.discriminate_without_grad(noise_pred))
+            loss = GENERATOR_LOSSES[self.generator_loss]
+            output.losses['loss_adv_gen'] = self.lambda_adv * loss(
+                self.discriminate_without_grad(adv_input))
 
-    def discriminate_without_grad(self, noise_pred: Tensor) -> Tensor:
-        """f_dis(eps_hat) with the discriminator's parameters detached.
+    def discriminate_without_grad(self, adv_input: Tensor) -> Tensor:
+        """f_dis(input) with the discriminator's parameters detached.
 
-        Gradients reach eps_hat (and through it eps_theta and E) but never the
+        Gradients reach the input (and through it eps_theta and E) but never the
         discriminator, which the generator loss must not train. Going around the DDP
         wrapper is right here: nothing of the discriminator is to be synchronised. The
         graph holds views of the discriminator's weights, so it must be backpropagated
         before the discriminator's optimizer steps (``train_step``'s order).
 
         Args:
-            noise_pred: eps_hat ``(N, C_m, h, w)``.
+            adv_input: f_dis's input ``(N, C_m, h, w)``.
 
         Returns:
-            Domain logits ``(N, 3)``.
+            Domain logits ``(N, 3)`` or, for a patch discriminator, ``(N, 3, h', w')``.
         """
         discriminator = self.discriminator
         if is_model_wrapper(discriminator):
             discriminator = discriminator.module
         state = {name: p.detach() for name, p in discriminator.named_parameters()}
         state.update(discriminator.named_buffers())
-        return torch.func.functional_call(discriminator, state, (noise_pred, ))
+        return torch.func.functional_call(discriminator, state, (adv_input, ))
 
     def discriminator_step(self, optim_wrapper: OptimWrapper,
-                           noise_preds: List[Tensor]) -> Dict[str, Tensor]:
-        """Train f_dis to tell the domains apart from detached eps_hat (eq. 3, first term).
+                           adv_inputs: List[Tensor]) -> Dict[str, Tensor]:
+        """Train f_dis to tell the domains apart from detached inputs (eq. 3, first term).
 
         Args:
             optim_wrapper: The discriminator's optimizer wrapper.
-            noise_preds: Detached eps_hat of the source, mixed and target batches.
+            adv_inputs: Detached inputs of the source, mixed and target batches.
 
         Returns:
-            ``dis.loss`` and ``dis.acc_src/mix/tgt`` (fraction of each domain's samples the
-            discriminator classifies correctly, before its update).
+            ``dis.loss`` and ``dis.acc_src/mix/tgt`` (fraction of each domain's decisions,
+            per image or per patch, the discriminator gets right before its update).
         """
         with optim_wrapper.optim_context(self.discriminator):
-            logits = self.discriminator(torch.cat(noise_preds))
-            per_domain = logits.split([len(n) for n in noise_preds])
+            logits = self.discriminator(torch.cat(adv_inputs))
+            per_domain = logits.split([len(a) for a in adv_inputs])
             loss = sum(loss_adv_discriminator(domain_logits, domain)
                        for domain, domain_logits in enumerate(per_domain)) / len(per_domain)
         self.loss_guard.check({'dis.loss': loss})
@@ -234,12 +297,6 @@ class ICCLDUDA(DACS):
             optim_wrapper.update_params(loss)
         log_vars = OrderedDict({'dis.loss': loss.detach()})
         for domain, domain_logits in enumerate(per_domain):
-            correct = (domain_logits.detach().argmax(dim=1) == domain).float().mean()
-            log_vars[f'dis.acc_{DOMAIN_NAMES[domain]}'] = correct
+            log_vars[f'dis.acc_{DOMAIN_NAMES[domain]}'] = domain_accuracy(
+                domain_logits.detach(), domain)
         return log_vars
-
-    @staticmethod
-    def drop_draw(losses: dict) -> None:
-        """Remove the shared draw the student hands back (it is the iteration's own)."""
-        losses.pop('noise', None)
-        losses.pop('timesteps', None)
