@@ -162,8 +162,9 @@ def test_icclds_step2_reads_the_host_only_where_expected():
         # the coin flips of color jitter and blur come from the CPU generator
         ('mmseg_iccld/models/uda/classmix.py', 'color_jitter', 'cpu'): 1,
         ('mmseg_iccld/models/uda/classmix.py', 'gaussian_blur', 'cpu'): 1,
-        # the DDIM timesteps of the teacher's pseudo-labels live on the CPU
-        ('mmseg_iccld/models/segmentors/iccld.py', 'sample_mask_latent', 'cpu'): 1,
+        # the DDIM timesteps live on the CPU: the teacher's pseudo-labels and the training
+        # chains of the source, mixed and target passes
+        ('mmseg_iccld/models/diffusion/mask_diffusion.py', 'sample', 'cpu'): 4,
     }
 
 

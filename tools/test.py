@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on the config's test set.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out DIR]
-                                           [--table-out PREFIX]
+                                           [--table-out PREFIX] [--uncertainty-samples S]
                                            [--cfg-options key=value ...] [--launcher pytorch]
 
 UDA checkpoints (DACS, ICCLD) are evaluated with the student, as during training.
@@ -10,6 +10,21 @@ Writes ``metrics.json`` and the per-class IoU table of UDA papers (mIoU, Road, S
 Bike; mIoU16 and mIoU13 for Synthia) as ``per_class.csv`` and ``per_class.md`` into the work
 dir, or ``PREFIX.csv`` / ``PREFIX.md``. The config's ``IoUMetric`` / ``SynthiaIoUMetric`` is
 swapped for its per-class variant, so configs need no change.
+
+ICCLD predicting with S > 1 noise draws (``--uncertainty-samples S``, or
+``--cfg-options model.model.test_cfg.num_samples=S``) also gets its uncertainty judged: the
+error-detection AUROC of the entropy of the mean softmax (how well it ranks misclassified
+pixels above correct ones) and the ECE of the mean softmax's confidence (15 bins), over all
+valid pixels (``mmseg_iccld/evaluation/uncertainty_metric.py``). For comparison the test set
+is predicted once more with a single draw (S = 1, the same checkpoint and K), whose softmax
+entropy is its uncertainty. ``metrics.json`` gets a section
+
+    "uncertainty": {"samples": S, "num_inference_steps": K, "pixels": n,
+                    "auroc": ..., "ece": ..., "single_pass": {"auroc": ..., "ece": ...}}
+
+(fractions in [0, 1], null where undefined); mIoU and the table stay those of the S draws.
+``--uncertainty-samples`` is an error for models without ``test_cfg.num_samples`` and with
+``--tta``.
 
 A checkpoint whose weights do not fit the evaluated network (missing or unexpected keys,
 other shapes) is an error, where mmengine would only warn and evaluate a partly random model.
@@ -41,6 +56,10 @@ def parse_args(argv=None):
         '--table-out', metavar='PREFIX',
         help='write the per-class table to PREFIX.csv and PREFIX.md (default: '
         '<work dir>/per_class)')
+    parser.add_argument(
+        '--uncertainty-samples', type=int, metavar='S',
+        help='ICCLD: predict with S >= 2 noise draws and report the AUROC and ECE of the '
+        'uncertainty, next to those of a single draw')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
         '--show-interval', type=int, default=1,
@@ -179,9 +198,111 @@ def _finite_or_none(value: float):
     return None if math.isnan(value) else value
 
 
+def _fmt(value) -> str:
+    return 'n/a' if value is None else f'{value:.4f}'
+
+
+def uncertainty_samples(runner, args) -> tuple:
+    """S, the noise draws of the evaluated network, after ``--uncertainty-samples``.
+
+    Args:
+        runner: The runner, its model built.
+        args: The parsed arguments.
+
+    Returns:
+        tuple: S (1 for models without ``test_cfg.num_samples``, and with ``--tta``), and
+        the evaluated network.
+    """
+    _, network = evaluated_network(runner.model)
+    if args.uncertainty_samples is not None:
+        if not hasattr(network, 'num_samples'):
+            raise ValueError(
+                '--uncertainty-samples needs a model that averages noise draws '
+                f'(test_cfg.num_samples, as ICCLD); the {type(network).__name__} of '
+                f'{args.config} has none')
+        network.test_cfg['num_samples'] = args.uncertainty_samples
+    samples = getattr(network, 'num_samples', 1)
+    if samples > 1 and args.tta:
+        print('no uncertainty measures with --tta: the augmentations\' merge keeps no softmax')
+        return 1, network
+    if samples > 1 and network.num_inference_steps == 0:
+        print(f'note: K = 0 (a step-1 checkpoint, or num_inference_steps=0) draws no noise: '
+              f'the {samples} draws are one prediction, as the single pass')
+    return samples, network
+
+
+def add_uncertainty_metric(runner) -> None:
+    """Append ``UncertaintyMetric`` to the test loop's evaluator (building the loop)."""
+    from mmseg.registry import METRICS
+    metric = METRICS.build(dict(type='UncertaintyMetric'))
+    evaluator = runner.test_loop.evaluator
+    metric.dataset_meta = evaluator.dataset_meta
+    evaluator.metrics.append(metric)
+
+
+def single_pass_uncertainty(runner, network, samples: int) -> dict:
+    """``UncertaintyMetric`` of one noise draw (S = 1) on the test set.
+
+    Runs the test loop's dataloader and model without the hooks, so pictures, logs and
+    ``--out`` files stay those of the S draws.
+
+    Args:
+        runner: The runner, after ``runner.test()``.
+        network: The evaluated network (its ``test_cfg.num_samples`` is restored to S).
+        samples: S.
+
+    Returns:
+        The metric's results (``unc_auroc``, ``unc_ece``, ``unc_pixels``).
+    """
+    import torch
+    from mmengine.runner.amp import autocast
+    loop = runner.test_loop
+    evaluator = runner.build_evaluator(dict(type='UncertaintyMetric'))
+    evaluator.dataset_meta = loop.evaluator.dataset_meta
+    runner.logger.info('uncertainty: the test set once more with a single draw (S = 1)')
+    network.test_cfg['num_samples'] = 1
+    runner.model.eval()
+    try:
+        with torch.no_grad():
+            for data_batch in loop.dataloader:
+                with autocast(enabled=getattr(loop, 'fp16', False)):
+                    outputs = runner.model.test_step(data_batch)
+                evaluator.process(data_samples=outputs, data_batch=data_batch)
+    finally:
+        network.test_cfg['num_samples'] = samples
+    return evaluator.evaluate(len(loop.dataloader.dataset))
+
+
+def uncertainty_section(metrics: dict, single: dict, samples: int, steps: int) -> dict:
+    """The ``uncertainty`` section of metrics.json; takes the S draws' entries off ``metrics``.
+
+    Args:
+        metrics: The test's metrics, with ``UncertaintyMetric``'s entries (removed here).
+        single: ``UncertaintyMetric``'s results for one draw.
+        samples: S.
+        steps: K, the DDIM steps of both predictions.
+
+    Returns:
+        dict: samples, num_inference_steps, pixels, auroc, ece and single_pass (auroc, ece).
+    """
+    from mmseg_iccld.evaluation.uncertainty_metric import AUROC_KEY, ECE_KEY, PIXELS_KEY
+    drawn = {key: metrics.pop(key) for key in (AUROC_KEY, ECE_KEY, PIXELS_KEY)}
+    return dict(samples=samples, num_inference_steps=steps, pixels=int(drawn[PIXELS_KEY]),
+                auroc=_finite_or_none(float(drawn[AUROC_KEY])),
+                ece=_finite_or_none(float(drawn[ECE_KEY])),
+                single_pass=dict(auroc=_finite_or_none(float(single[AUROC_KEY])),
+                                 ece=_finite_or_none(float(single[ECE_KEY]))))
+
+
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
+    if args.uncertainty_samples is not None and args.uncertainty_samples < 2:
+        raise ValueError('--uncertainty-samples must be at least 2 (a single draw is what '
+                         f'it is compared with), got {args.uncertainty_samples}')
+    if args.uncertainty_samples is not None and args.tta:
+        raise ValueError("--uncertainty-samples does not work with --tta (the augmentations' "
+                         'merge keeps no softmax)')
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
 
@@ -213,16 +334,30 @@ def main(argv=None):
     with explain_unknown_modules(args.config):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         check_checkpoint(runner, args.checkpoint, args.config)
+        samples, network = uncertainty_samples(runner, args)
+        if samples > 1:
+            add_uncertainty_metric(runner)
         metrics = runner.test()
+        single = single_pass_uncertainty(runner, network, samples) if samples > 1 else None
     if runner.rank != 0:
         return
+    uncertainty = None if single is None else uncertainty_section(
+        metrics, single, samples, network.num_inference_steps)
     per_class = {k[len(PER_CLASS_PREFIX):]: _finite_or_none(float(v))
                  for k, v in metrics.items() if k.startswith(PER_CLASS_PREFIX)}
     summary = {k: float(v) for k, v in metrics.items() if not k.startswith(PER_CLASS_PREFIX)}
     path = osp.join(cfg.work_dir, 'metrics.json')
+    result = dict(config=args.config, checkpoint=args.checkpoint, metrics=summary,
+                  per_class_iou=per_class)
+    if uncertainty is not None:
+        result['uncertainty'] = uncertainty
+        print(f"uncertainty over {uncertainty['pixels']} pixels, K = "
+              f"{uncertainty['num_inference_steps']}: S = {samples}: AUROC "
+              f"{_fmt(uncertainty['auroc'])}, ECE {_fmt(uncertainty['ece'])}; single pass: "
+              f"AUROC {_fmt(uncertainty['single_pass']['auroc'])}, ECE "
+              f"{_fmt(uncertainty['single_pass']['ece'])}")
     with open(path, 'w') as f:
-        json.dump(dict(config=args.config, checkpoint=args.checkpoint, metrics=summary,
-                       per_class_iou=per_class), f, indent=2)
+        json.dump(result, f, indent=2)
     print(f'metrics written to {path}')
     if with_table and per_class:
         write_tables(metrics, args.config,

@@ -73,6 +73,10 @@ def parse_args(argv=None):
     parser.add_argument('--tag', default='', help='variant name in the runs\' work dirs')
     parser.add_argument('--iccld-k', type=int, nargs='*', default=[0, 1, 3, 10],
                         help='DDIM steps K at which ICCLD checkpoints are also evaluated')
+    parser.add_argument('--uncertainty-samples', type=int, default=4,
+                        help='ICCLD checkpoints are also tested with this many noise draws '
+                        '(error-detection AUROC and ECE of the uncertainty, next to one '
+                        "pass's softmax entropy); 0 skips it")
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='overrides passed to every training run')
     args = parser.parse_args(argv)
@@ -140,6 +144,20 @@ def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
             osp.join(ROOT, work_dir, 'test.out'))
     with open(metrics_path) as f:
         return float(json.load(f)['metrics']['mIoU'])
+
+
+def test_uncertainty(method: str, seed: int, checkpoint: str, args) -> dict:
+    """Uncertainty quality of an ICCLD checkpoint with S draws and with one pass (reused)."""
+    samples = args.uncertainty_samples
+    work_dir = osp.join(run_dir(method, seed, args), f'test_s{samples}')
+    metrics_path = osp.join(ROOT, work_dir, 'metrics.json')
+    if not osp.isfile(metrics_path) or args.fresh:
+        os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
+        config = trained_config(method, run_dir(method, seed, args))
+        run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
+             '--uncertainty-samples', str(samples)], osp.join(ROOT, work_dir, 'test.out'))
+    with open(metrics_path) as f:
+        return json.load(f)['uncertainty']
 
 
 def train_and_test(method: str, seed: int, args) -> dict:
@@ -225,6 +243,10 @@ def to_markdown(report: dict) -> str:
             values = [by_k[s][k] for s in by_k]
             lines.append(f'| {k} | {statistics.fmean(values):.2f} | ' +
                          ' | '.join(f'{v:.2f}' for v in values) + ' |')
+    unc = {seed: r['uncertainty'] for seed, r in runs.get('iccld', {}).items()
+           if 'uncertainty' in r}
+    if unc:
+        lines += uncertainty_lines(unc)
     present = [c for c in CLASSES
                if any(c in r.get('per_class', {}) for m in runs.values() for r in m.values())]
     if present:
@@ -239,6 +261,27 @@ def to_markdown(report: dict) -> str:
                 cells.append(f'{statistics.fmean(values):.1f}' if values else '')
             lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
+
+
+def uncertainty_lines(unc: dict) -> list:
+    """Markdown rows: AUROC and ECE of ICCLD's S-draw uncertainty and of one pass, per seed."""
+    samples = next(iter(unc.values()))['samples']
+    lines = ['', f'ICCLD uncertainty on the target val (S = {samples} draws: entropy of the mean '
+             "softmax; one pass: its softmax entropy): error-detection AUROC (higher is "
+             'better) and expected calibration error (15 bins, lower is better):', '',
+             '| measure | mean | ' + ' | '.join(f'seed {s}' for s in unc) + ' |',
+             '|---|---|' + '---|' * len(unc)]
+    rows = (('AUROC, S draws', lambda u: u['auroc']),
+            ('AUROC, one pass', lambda u: u['single_pass']['auroc']),
+            ('ECE, S draws', lambda u: u['ece']),
+            ('ECE, one pass', lambda u: u['single_pass']['ece']))
+    for name, get in rows:
+        values = [get(u) for u in unc.values()]
+        if any(v is None for v in values):
+            continue
+        lines.append(f'| {name} | {statistics.fmean(values):.4f} | ' +
+                     ' | '.join(f'{v:.4f}' for v in values) + ' |')
+    return lines
 
 
 @exit_on_user_error
@@ -262,6 +305,9 @@ def main(argv=None):
                 runs[method][str(seed)]['mIoU_by_k'] = {
                     str(k): test_at_k(method, seed, k, metrics['checkpoint'], args)
                     for k in args.iccld_k}
+            if method == 'iccld' and args.uncertainty_samples > 1:
+                runs[method][str(seed)]['uncertainty'] = test_uncertainty(
+                    method, seed, metrics['checkpoint'], args)
             print(f"[results] {method}, seed {seed}: mIoU {m['mIoU']:.2f}", flush=True)
     report = dict(
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
