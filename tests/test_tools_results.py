@@ -20,12 +20,37 @@ def test_method_plan_takes_per_method_seeds():
         uda_results.method_plan(['hrda:a'], [0])
 
 
-def test_iccld_runs_switch_to_step2_halfway():
+def test_iccld_runs_switch_to_step2_halfway_and_the_control_never():
     options = uda_results.train_options('iccld', 300, 7)
     assert 'randomness.seed=7' in options
     assert 'train_cfg.max_iters=300' in options
     assert 'custom_hooks.0.switch_iter=150' in options
-    assert not any('switch_iter' in o for o in uda_results.train_options('daformer', 300, 7))
+    # ICCLD runs keep the switch checkpoint (phase 1 of a seed is shared by its variants)
+    assert 'default_hooks.checkpoint.interval=150' in options
+    control = uda_results.train_options('iccld_step1', 300, 7)
+    assert 'custom_hooks.0.switch_iter=300' in control
+    assert 'default_hooks.checkpoint.interval=150' in control
+    assert uda_results.METHODS['iccld_step1'] == uda_results.METHODS['iccld']
+    daformer = uda_results.train_options('daformer', 300, 7)
+    assert not any('switch_iter' in o for o in daformer)
+    assert 'default_hooks.checkpoint.interval=300' in daformer
+
+
+def test_phase1_checkpoint_and_trained_config_lookup(tmp_path, monkeypatch):
+    monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
+    args = uda_results.parse_args(['--iters', '300', '--work-root', 'runs'])
+    assert uda_results.phase1_checkpoint(4, args) == ''
+    donor = tmp_path / 'runs' / 'iccld_step1_seed4' / 'iter_150.pth'
+    donor.parent.mkdir(parents=True)
+    donor.write_bytes(b'')
+    assert uda_results.phase1_checkpoint(4, args) == 'runs/iccld_step1_seed4/iter_150.pth'
+    assert uda_results.phase1_checkpoint(5, args) == ''
+    # a run is tested with the config its runner dumped, else with the method's config
+    run = 'runs/iccld_x_seed4'
+    assert uda_results.trained_config('iccld', run) == 'configs/synthetic/iccld_tiny.py'
+    (tmp_path / run).mkdir(parents=True)
+    (tmp_path / run / 'iccld_tiny.py').write_text('')
+    assert uda_results.trained_config('iccld', run) == f'{run}/iccld_tiny.py'
 
 
 def test_summary_mean_and_sample_std_by_hand():

@@ -15,7 +15,16 @@ Each (method, seed) pair is one ``tools/train.py`` run of the method's config wi
 ``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to step 2 halfway,
 as its config does at the default length), followed by ``tools/test.py`` on the target
 validation set with the configuration the run trained with (the config the runner dumped
-into the work dir), so a variant that changes an inference setting is tested with it. Runs whose metrics already exist are reused, so an interrupted table can be
+into the work dir), so a variant that changes an inference setting is tested with it.
+
+ICCLD runs (``iccld``, ``iccld_step1``) also keep the checkpoint of the switch iteration. With
+``--share-phase1``, an ICCLD run resumes from the switch checkpoint of a finished run of the
+same seed (the plain ``iccld`` or ``iccld_step1`` run under ``--work-root``) instead of
+training phase 1 again: the runner's resume restores weights, optimizer and scheduler states
+and the random generators, so the result equals a run from scratch exactly, *provided* the
+variant's options change nothing before the switch (phase-2 settings such as
+``lambda_adv``, ``decoder_input``, ``adv_input``; not the UNet's size, whose initialisation
+draws from the generator, nor learning rates). Runs whose metrics already exist are reused, so an interrupted table can be
 completed by running the same command again (``--fresh`` retrains everything).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
@@ -53,6 +62,8 @@ LABELS = {
     'hrda': 'HRDA',
     'mic': 'MIC (HRDA)',
 }
+# methods that train the ICCLD config (they share phase 1 for a seed)
+ICCLD_METHODS = ('iccld', 'iccld_step1')
 CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
            'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
            'bus', 'train', 'motorcycle', 'bicycle')
@@ -73,6 +84,9 @@ def parse_args(argv=None):
     parser.add_argument('--tag', default='', help='variant name in the runs\' work dirs')
     parser.add_argument('--iccld-k', type=int, nargs='*', default=[0, 1, 3, 10],
                         help='DDIM steps K at which ICCLD checkpoints are also evaluated')
+    parser.add_argument('--share-phase1', action='store_true',
+                        help='ICCLD runs resume from the switch checkpoint of a finished run '
+                        'of the same seed (only for options that change phase 2 alone)')
     parser.add_argument('--uncertainty-samples', type=int, default=4,
                         help='ICCLD checkpoints are also tested with this many noise draws '
                         '(error-detection AUROC and ECE of the uncertainty, next to one '
@@ -101,13 +115,24 @@ def method_plan(specs: list, default_seeds: list) -> dict:
 def train_options(method: str, iters: int, seed: int) -> list:
     """``--cfg-options`` of one run: seed, length, and for ICCLD the step switch (halfway;
     never for the step-1 control)."""
+    # ICCLD runs also keep the switch checkpoint, from which --share-phase1 runs resume
+    interval = iters // 2 if method in ICCLD_METHODS else iters
     options = [f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
-               f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={iters}']
+               f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={interval}']
     if method == 'iccld':
         options.append(f'custom_hooks.0.switch_iter={iters // 2}')
     elif method == 'iccld_step1':
         options.append(f'custom_hooks.0.switch_iter={iters}')
     return options
+
+
+def phase1_checkpoint(seed: int, args) -> str:
+    """The switch checkpoint of a finished plain ICCLD run of ``seed``, or ''."""
+    for method in ICCLD_METHODS:
+        path = osp.join(args.work_root, f'{method}_seed{seed}', f'iter_{args.iters // 2}.pth')
+        if osp.isfile(osp.join(ROOT, path)):
+            return path
+    return ''
 
 
 def run(command: list, log_path: str) -> None:
@@ -173,8 +198,14 @@ def train_and_test(method: str, seed: int, args) -> dict:
     os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
     start = time.time()
     options = train_options(method, args.iters, seed) + list(args.cfg_options)
-    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options'] +
-        options, osp.join(ROOT, work_dir, 'train.out'))
+    resume = []
+    if args.share_phase1 and method in ICCLD_METHODS:
+        donor = phase1_checkpoint(seed, args)
+        if donor and osp.abspath(osp.dirname(donor)) != osp.abspath(work_dir):
+            print(f'[results] {method}, seed {seed}: phase 1 from {donor}', flush=True)
+            resume = ['--resume', donor]
+    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir] + resume +
+        ['--cfg-options'] + options, osp.join(ROOT, work_dir, 'train.out'))
     train_s = time.time() - start
     with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
@@ -183,6 +214,7 @@ def train_and_test(method: str, seed: int, args) -> dict:
     with open(osp.join(ROOT, metrics_path)) as f:
         metrics = json.load(f)
     metrics['train_seconds'] = round(train_s, 1)
+    metrics['resumed_from'] = resume[1] if resume else None
     metrics['seed'] = seed
     metrics['iters'] = args.iters
     with open(osp.join(ROOT, metrics_path), 'w') as f:
@@ -300,7 +332,8 @@ def main(argv=None):
             m = metrics['metrics']
             runs[method][str(seed)] = dict(
                 mIoU=float(m['mIoU']), per_class=per_class_iou(metrics),
-                train_seconds=metrics.get('train_seconds'), checkpoint=metrics['checkpoint'])
+                train_seconds=metrics.get('train_seconds'), checkpoint=metrics['checkpoint'],
+                resumed_from=metrics.get('resumed_from'))
             if method == 'iccld' and args.iccld_k:
                 runs[method][str(seed)]['mIoU_by_k'] = {
                     str(k): test_at_k(method, seed, k, metrics['checkpoint'], args)
