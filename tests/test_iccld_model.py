@@ -484,3 +484,18 @@ def test_stage2_loss_draws_noise_timesteps_and_chain_noise_when_not_given():
     # reusing the returned draw reproduces eq. 2 exactly
     again = model.uda_loss(*make_batch(), with_seg=False, draw=draw)
     torch.testing.assert_close(again.losses['loss_ldm'], output.losses['loss_ldm'])
+
+
+def test_chain_loss_is_the_weighted_error_of_the_chain_estimate():
+    model = build_model(stage=2, model_args=dict(chain_loss_weight=0.5)).train()
+    inputs, samples = make_batch()
+    output = model.uda_loss(inputs, samples, draw=shared_draw())
+    labels = torch.stack([s.gt_sem_seg.data[0, ::4, ::4] for s in samples])
+    m0 = 2 * torch.nn.functional.one_hot(labels, NUM_CLASSES).permute(0, 3, 1, 2) - 1.0
+    by_hand = 0.5 * (output.sample - m0).pow(2).mean()
+    assert output.losses['loss_chain'].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    output.losses['loss_chain'].backward()
+    assert grad_sum(model.diffusion.unet) > 0 and grad_sum(model.backbone) > 0
+    # off by default; no chain (target pass without a sample) means no term
+    assert 'loss_chain' not in build_model(stage=2).uda_loss(inputs, samples).losses
+    assert 'loss_chain' not in model.uda_loss(inputs, samples, with_seg=False).losses

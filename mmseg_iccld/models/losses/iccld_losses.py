@@ -34,6 +34,27 @@ def loss_seg(logits: Tensor,
     return per_pixel.sum() / per_pixel.numel()
 
 
+def latent_mse(prediction: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """Weighted squared error on the latent grid: per latent pixel the channel mean of the
+    squared error, weighted, summed and divided by N * h * w.
+
+    Args:
+        prediction: (N, C, h, w).
+        target: (N, C, h, w).
+        weight: Per-latent-pixel weights, (N, h, w); None means 1 everywhere.
+
+    Returns:
+        Scalar.
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f'prediction {tuple(prediction.shape)} and target '
+                         f'{tuple(target.shape)} differ in shape')
+    per_pixel = (prediction - target).pow(2).mean(dim=1)
+    if weight is not None:
+        per_pixel = per_pixel * weight
+    return per_pixel.sum() / per_pixel.numel()
+
+
 def loss_ldm(noise_pred: Tensor, noise: Tensor, weight: Optional[Tensor] = None) -> Tensor:
     """Eq. 2: ``L_ldm = || eps - eps_theta(sqrt(a_t) z + sqrt(1 - a_t) eps, t | z0) ||^2``.
 
@@ -43,16 +64,28 @@ def loss_ldm(noise_pred: Tensor, noise: Tensor, weight: Optional[Tensor] = None)
         weight: Per-latent-pixel weights, (N, h, w); None means 1 everywhere.
 
     Returns:
-        Scalar: per latent pixel the channel mean of the squared error, weighted, summed and
-        divided by N * h * w.
+        Scalar: :func:`latent_mse` of the noise.
     """
-    if noise_pred.shape != noise.shape:
-        raise ValueError(f'noise_pred {tuple(noise_pred.shape)} and noise '
-                         f'{tuple(noise.shape)} differ in shape')
-    per_pixel = (noise_pred - noise).pow(2).mean(dim=1)
-    if weight is not None:
-        per_pixel = per_pixel * weight
-    return per_pixel.sum() / per_pixel.numel()
+    return latent_mse(noise_pred, noise, weight)
+
+
+def loss_chain(sample: Tensor, mask_latent: Tensor, weight: Optional[Tensor] = None) -> Tensor:
+    """Self-aligned loss of the sampler's chain (not in the paper): its x0-estimate against
+    the label code m0, ``|| m_hat0(chain from m_T | z0) - m0 ||^2``.
+
+    Eq. 2 trains eps_theta on forward-noised labels at a uniform t, where its weight on the
+    x0 error vanishes as t -> T; this term trains the K steps the sampler actually takes, as
+    DDP trains its denoiser on its own predictions.
+
+    Args:
+        sample: The chain's x0-estimate, (N, C, h, w).
+        mask_latent: m0 of the (pseudo-)labels, (N, C, h, w).
+        weight: Per-latent-pixel weights, (N, h, w).
+
+    Returns:
+        Scalar: :func:`latent_mse` of the estimate.
+    """
+    return latent_mse(sample, mask_latent, weight)
 
 
 def domain_decisions(disc_logits: Tensor) -> Tensor:

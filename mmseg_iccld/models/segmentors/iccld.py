@@ -24,7 +24,7 @@ from mmseg.utils import (ConfigType, ForwardResults, OptConfigType, OptMultiConf
 from torch import Tensor
 
 from ..diffusion import DiffusionDraw
-from ..losses.iccld_losses import loss_ldm
+from ..losses.iccld_losses import loss_chain, loss_ldm
 
 DECODER_INPUTS = ('sampled', 'noised_label')
 CHAIN_GRADS = dict(all=None, last=1, none=0)  # -> grad_steps of MaskDiffusion.sample
@@ -84,6 +84,8 @@ class ICCLD(EncoderDecoder):
         chain_grad: Which steps of the training chain keep their graph: ``'all'`` (L_seg
             and eq. 3 train every step, as they run at test time), ``'last'`` (cheaper: the
             earlier steps run without gradient) or ``'none'``.
+        chain_loss_weight: Weight of :func:`loss_chain` (the chain's estimate against the
+            label code, in every pass that runs the chain); 0 (the paper) leaves it out.
     """
 
     def __init__(self,
@@ -102,7 +104,8 @@ class ICCLD(EncoderDecoder):
                  detach_mask_estimate: bool = False,
                  decoder_input: str = 'sampled',
                  train_sampling_steps: Optional[int] = None,
-                 chain_grad: str = 'all'):
+                 chain_grad: str = 'all',
+                 chain_loss_weight: float = 0.0):
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -130,6 +133,7 @@ class ICCLD(EncoderDecoder):
         self.decoder_input = decoder_input
         self.train_sampling_steps = train_sampling_steps
         self.chain_grad = chain_grad
+        self.chain_loss_weight = chain_loss_weight
         # a buffer, so checkpoints (and resumed runs) know which phase they are in; the
         # forward passes read its host copy, so they never wait for the device
         self.register_buffer('diffusion_stage', torch.tensor(1, dtype=torch.long))
@@ -262,7 +266,8 @@ class ICCLD(EncoderDecoder):
 
         Returns:
             :class:`ICCLDOutput`: losses 'decode.loss_ce', 'decode.acc_seg' (with_seg),
-            'loss_ldm' (with_ldm); in phase 2 the draw, eps_hat and the chain's estimate.
+            'loss_ldm' (with_ldm), 'loss_chain' (``chain_loss_weight`` > 0 and a chain); in
+            phase 2 the draw, eps_hat and the chain's estimate.
         """
         with torch.set_grad_enabled(condition_grad and torch.is_grad_enabled()):
             stages, image_latent = self.encode(inputs)
@@ -285,6 +290,9 @@ class ICCLD(EncoderDecoder):
             if (self.decoder_input == 'sampled' and with_seg) or with_sample:
                 output.sample = diffusion.sample(image_latent, draw.chain_noise,
                                                  self.chain_steps, CHAIN_GRADS[self.chain_grad])
+                if self.chain_loss_weight > 0:
+                    output.losses['loss_chain'] = self.chain_loss_weight * loss_chain(
+                        output.sample, mask_latent, weight)
         elif with_ldm:
             raise ValueError('eq. 2 (with_ldm) needs phase 2 (diffusion_stage 2)')
         if not with_seg:
