@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
-from tiny_models import random_uda_batch
+from tiny_models import MEAN, STD, random_uda_batch, tiny_iccld
 from mmseg_iccld.engine.hooks.iccld_step_hook import ICCLDStepHook
 from mmseg_iccld.models.diffusion import DiffusionDraw
 from mmseg_iccld.models.losses import loss_adv_generator
@@ -19,30 +19,13 @@ register_all_modules(init_default_scope=True)
 
 SIZE = 64
 NUM_CLASSES = 19
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
 
 
 def build_uda(**kwargs):
     torch.manual_seed(0)
-    student = dict(
-        type='ICCLD',
-        backbone=dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1, 1, 1, 1],
-                      num_heads=[1, 2, 5, 8], drop_path_rate=0.0),
-        neck=dict(type='LatentProjector', in_channels=[8, 16, 40, 64], latent_channels=16),
-        diffusion=dict(type='MaskDiffusion', num_classes=NUM_CLASSES, latent_channels=16,
-                       cond_channels=8, block_out_channels=(16, 32), norm_num_groups=8,
-                       prediction_type='v_prediction'),
-        decode_head=dict(type='InterCoderHead', in_channels=[8, 16, 40, 64],
-                         in_index=[0, 1, 2, 3], channels=16, latent_channels=16,
-                         num_classes=NUM_CLASSES, norm_cfg=dict(type='BN'),
-                         align_corners=False,
-                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole', num_inference_steps=2, seed=0))
     cfg = dict(
         type='ICCLDUDA',
-        model=student,
+        model=tiny_iccld(NUM_CLASSES),
         discriminator=dict(type='DomainDiscriminator', in_channels=NUM_CLASSES,
                            channels=(8, 16), pool=False),
         data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,

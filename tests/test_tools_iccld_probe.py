@@ -8,7 +8,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
-from tiny_models import MEAN, STD, random_uda_batch, tiny_mit
+from tiny_models import MEAN, STD, random_uda_batch, tiny_iccld
 from tools._iccld_probe_core import (CANDIDATES, discriminator_results, probe_batch,
                                      saturated_fraction, saturation)
 
@@ -21,20 +21,8 @@ NUM_CLASSES = 19
 def tiny_iccld_uda():
     """A random tiny ICCLDUDA in phase 2 and eval mode; the teacher equals the student."""
     torch.manual_seed(0)
-    student = dict(
-        type='ICCLD', backbone=tiny_mit(),
-        neck=dict(type='LatentProjector', in_channels=[8, 16, 40, 64], latent_channels=16),
-        diffusion=dict(type='MaskDiffusion', num_classes=NUM_CLASSES, latent_channels=16,
-                       cond_channels=8, block_out_channels=(16, 32), norm_num_groups=8,
-                       prediction_type='v_prediction'),
-        decode_head=dict(type='InterCoderHead', in_channels=[8, 16, 40, 64],
-                         in_index=[0, 1, 2, 3], channels=16, latent_channels=16,
-                         num_classes=NUM_CLASSES, norm_cfg=dict(type='BN'),
-                         align_corners=False,
-                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        train_cfg=dict(), test_cfg=dict(mode='whole', num_inference_steps=2, seed=0))
     uda = MODELS.build(ConfigDict(
-        type='ICCLDUDA', model=student, adv_margins=(0, 8, 0, 0),
+        type='ICCLDUDA', model=tiny_iccld(NUM_CLASSES), adv_margins=(0, 8, 0, 0),
         discriminator=dict(type='DomainDiscriminator', in_channels=NUM_CLASSES,
                            channels=(8, 16), pool=False),
         data_preprocessor=dict(type='UDADataPreprocessor', mean=MEAN, std=STD,

@@ -1,5 +1,5 @@
 """Tiny model configs shared by the tests: DAFormer's network (MiT + DAFormerHead) at 8 to 64
-channels, and the DACS wrapper around any segmentor."""
+channels, ICCLD on the same MiT, and the DACS wrapper around any segmentor."""
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
@@ -30,6 +30,23 @@ def tiny_daformer() -> dict:
     """DAFormer's network (EncoderDecoder of ``tiny_mit`` and ``tiny_daformer_head``)."""
     return dict(type='EncoderDecoder', backbone=tiny_mit(), decode_head=tiny_daformer_head(),
                 train_cfg=dict(), test_cfg=dict(mode='whole'))
+
+
+def tiny_iccld(num_classes: int = 19) -> dict:
+    """ICCLD on ``tiny_mit``'s stages: a 16-channel latent, a 2-level v-prediction UNet, an
+    inter-coder head with BN, K = 2 at test time."""
+    return dict(
+        type='ICCLD', backbone=tiny_mit(),
+        neck=dict(type='LatentProjector', in_channels=[8, 16, 40, 64], latent_channels=16),
+        diffusion=dict(type='MaskDiffusion', num_classes=num_classes, latent_channels=16,
+                       cond_channels=8, block_out_channels=(16, 32), norm_num_groups=8,
+                       prediction_type='v_prediction'),
+        decode_head=dict(type='InterCoderHead', in_channels=[8, 16, 40, 64],
+                         in_index=[0, 1, 2, 3], channels=16, latent_channels=16,
+                         num_classes=num_classes, norm_cfg=dict(type='BN'),
+                         align_corners=False,
+                         loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+        train_cfg=dict(), test_cfg=dict(mode='whole', num_inference_steps=2, seed=0))
 
 
 def dacs_config(segmentor: dict, **kwargs) -> dict:
