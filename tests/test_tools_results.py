@@ -82,3 +82,26 @@ def test_readme_results_match_the_result_files():
     out = subprocess.run([sys.executable, 'tools/results_table.py', '--check'], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
+    report = dict(date='2026-01-01 00:00 UTC', iters=300, cfg_options=[],
+                  configs={'daformer': uda_results.METHODS['daformer']},
+                  runs={'daformer': {'1': dict(mIoU=70.5, per_class={})}})
+    (tmp_path / 'old.json').write_text(__import__('json').dumps(report))
+    args = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json'])
+    run = uda_results.reusable_run('daformer', 1, args)
+    assert run['mIoU'] == 70.5 and run['reused_from'] == 'old.json (2026-01-01 00:00 UTC)'
+    assert uda_results.reusable_run('daformer', 2, args) is None  # not in the report
+    assert uda_results.reusable_run('iccld', 1, args) is None
+    other = uda_results.parse_args(['--iters', '400', '--reuse-report', 'old.json'])
+    assert uda_results.reusable_run('daformer', 1, other) is None
+    variant = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json',
+                                      '--cfg-options', 'model.alpha=0.99'])
+    assert uda_results.reusable_run('daformer', 1, variant) is None
+    # a run of its own under --work-root wins over the report
+    metrics = tmp_path / args.work_root / 'daformer_seed1' / 'test' / 'metrics.json'
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text('{}')
+    assert uda_results.reusable_run('daformer', 1, args) is None

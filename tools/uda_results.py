@@ -87,6 +87,10 @@ def parse_args(argv=None):
     parser.add_argument('--share-phase1', action='store_true',
                         help='ICCLD runs resume from the switch checkpoint of a finished run '
                         'of the same seed (only for options that change phase 2 alone)')
+    parser.add_argument('--reuse-report', metavar='JSON',
+                        help='an earlier report of this tool: a (method, seed) run with no '
+                        'metrics under --work-root is taken from it when it was made with the '
+                        'same config, --iters and --cfg-options (marked reused_from)')
     parser.add_argument('--uncertainty-samples', type=int, default=4,
                         help='ICCLD checkpoints are also tested with this many noise draws '
                         '(error-detection AUROC and ECE of the uncertainty, next to one '
@@ -169,6 +173,24 @@ def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
             osp.join(ROOT, work_dir, 'test.out'))
     with open(metrics_path) as f:
         return float(json.load(f)['metrics']['mIoU'])
+
+
+def reusable_run(method: str, seed: int, args):
+    """The run of ``--reuse-report`` for (method, seed), when nothing under --work-root
+    holds it and the report was made with the same config, iterations and options."""
+    if not args.reuse_report or (
+            osp.isfile(osp.join(ROOT, run_dir(method, seed, args), 'test', 'metrics.json'))
+            and not args.fresh):
+        return None
+    with open(osp.join(ROOT, args.reuse_report)) as f:
+        report = json.load(f)
+    same = (report.get('configs', {}).get(method) == METHODS[method]
+            and report.get('iters') == args.iters
+            and list(report.get('cfg_options', [])) == list(args.cfg_options))
+    run = report.get('runs', {}).get(method, {}).get(str(seed))
+    if not same or run is None:
+        return None
+    return dict(run, reused_from=f"{args.reuse_report} ({report.get('date')})")
 
 
 def test_uncertainty(method: str, seed: int, checkpoint: str, args) -> dict:
@@ -327,6 +349,12 @@ def main(argv=None):
     runs = {m: {} for m in args.plan}
     for seed in sorted({s for seeds in args.plan.values() for s in seeds}):
         for method in (m for m, seeds in args.plan.items() if seed in seeds):
+            recorded = reusable_run(method, seed, args)
+            if recorded is not None:
+                print(f'[results] {method}, seed {seed}: reused from {args.reuse_report}',
+                      flush=True)
+                runs[method][str(seed)] = recorded
+                continue
             print(f'[results] {method}, seed {seed}', flush=True)
             metrics = train_and_test(method, seed, args)
             m = metrics['metrics']
