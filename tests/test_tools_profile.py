@@ -31,7 +31,8 @@ def test_step2_profile_has_every_phase_and_the_network_calls(tmp_path):
     assert 0.5 < sum(p['share'] for p in report['phases']) <= 1.0 + 1e-6
     networks = {n['name']: n['calls_per_iter'] for n in report['networks']}
     assert networks['student backbone'] == 3  # source, mixed, target
-    assert networks['student UNet eps_theta'] == 3  # one noise prediction per domain
+    # per domain one noise prediction (eq. 2) and the K = 3 steps of the sampler's chain
+    assert networks['student UNet eps_theta'] == 12
     assert networks['student decode head'] == 2  # the target has no L_seg
     assert networks['teacher UNet eps_theta'] == 3  # K = 3 DDIM steps of pseudo-labelling
     assert networks['frozen ImageNet backbone'] == 1
