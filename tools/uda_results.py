@@ -7,12 +7,13 @@ one results table.
 
 A method may name its own seeds (``hrda:0`` or ``mic:0,1``); the others use ``--seeds``.
 ``iccld_step1`` is the control of every ICCLD claim: the ICCLD config trained all its
-iterations in step 1 (no diffusion, no discriminator). ICCLD checkpoints are also evaluated
-at every ``--iccld-k`` number of DDIM steps (0 is the step-1 decode). ``--tag NAME`` keeps a variant's runs apart (``work_dirs/results/
-iccld_NAME_seed0``), e.g. with ``--cfg-options`` for an ablation.
+iterations in phase 1 (no diffusion, no discriminator). ICCLD checkpoints are also evaluated
+at every ``--iccld-k`` number of DDIM steps (0 is the phase-1 decode). ``--tag NAME`` keeps
+a variant's runs apart (``work_dirs/results/iccld_NAME_seed0``), e.g. with ``--cfg-options``
+for an ablation.
 
 Each (method, seed) pair is one ``tools/train.py`` run of the method's config with
-``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to step 2 halfway,
+``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to phase 2 halfway,
 as its config does at the default length), followed by ``tools/test.py`` on the target
 validation set with the configuration the run trained with (the config the runner dumped
 into the work dir), so a variant that changes an inference setting is tested with it.
@@ -24,8 +25,11 @@ training phase 1 again: the runner's resume restores weights, optimizer and sche
 and the random generators, so the result equals a run from scratch exactly, *provided* the
 variant's options change nothing before the switch (phase-2 settings such as
 ``lambda_adv``, ``decoder_input``, ``adv_input``; not the UNet's size, whose initialisation
-draws from the generator, nor learning rates). Runs whose metrics already exist are reused, so an interrupted table can be
-completed by running the same command again (``--fresh`` retrains everything).
+draws from the generator, nor learning rates).
+
+Runs whose metrics already exist are reused, so an interrupted table can be completed by
+running the same command again (``--fresh`` retrains everything); ``--reuse-report`` also
+takes runs from an earlier report made with the same config, iterations and options.
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
 ``OUT.md`` (mean and spread per method, every seed, and the per-class means).
@@ -58,7 +62,7 @@ LABELS = {
     'source_only': 'source only',
     'daformer': 'DACS (DAFormer)',
     'iccld': 'ICCLD',
-    'iccld_step1': 'ICCLD, step 1 only (control)',
+    'iccld_step1': 'ICCLD, phase 1 only (control)',
     'hrda': 'HRDA',
     'mic': 'MIC (HRDA)',
 }
@@ -118,7 +122,7 @@ def method_plan(specs: list, default_seeds: list) -> dict:
 
 def train_options(method: str, iters: int, seed: int) -> list:
     """``--cfg-options`` of one run: seed, length, and for ICCLD the step switch (halfway;
-    never for the step-1 control)."""
+    never for the phase-1 control)."""
     # ICCLD runs also keep the switch checkpoint, from which --share-phase1 runs resume
     interval = iters // 2 if method in ICCLD_METHODS else iters
     options = [f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
@@ -279,17 +283,22 @@ def to_markdown(report: dict) -> str:
         ' | '.join(f'seed {s}' for s in seeds) + ' |',
         '|---|---|---|---|---|---|' + '---|' * len(seeds),
     ]
+    reused = sorted({f"{LABELS[m]}: {r['reused_from']}" for m, by_seed in runs.items()
+                     for r in by_seed.values() if r.get('reused_from')})
     for method, s in summary.items():
         per_seed = ' | '.join(
             f"{runs[method][str(seed)]['mIoU']:.2f}" if str(seed) in runs[method] else ''
             for seed in seeds)
         lines.append(f"| {LABELS[method]} | `{METHODS[method]}` | {s['mean']:.2f} | "
                      f"{s['std']:.2f} | {s['min']:.2f} | {s['max']:.2f} | {per_seed} |")
+    if reused:
+        lines += ['', 'Runs taken from an earlier report made with the same config, iterations '
+                  'and options (`--reuse-report`): ' + '; '.join(reused) + '.']
     by_k = {seed: r['mIoU_by_k'] for seed, r in runs.get('iccld', {}).items()
             if 'mIoU_by_k' in r}
     if by_k:
         ks = list(next(iter(by_k.values())))
-        lines += ['', 'ICCLD decoded with K DDIM steps (K = 0: the step-1 decode, m_hat0 = 0; '
+        lines += ['', 'ICCLD decoded with K DDIM steps (K = 0: the phase-1 decode, m_hat0 = 0; '
                   'the config tests at K = 3):', '',
                   '| K | mean | ' + ' | '.join(f'seed {s}' for s in by_k) + ' |',
                   '|---|---|' + '---|' * len(by_k)]
