@@ -1,10 +1,8 @@
 """The measurements of ``tools/iccld_probe.py``: the candidate inputs of f_dis of one
 training batch, fresh domain discriminators trained and evaluated on them, and the pixel
 accuracy of the sampler chain's x0-estimate next to D's prediction."""
-import contextlib
 import math
 from collections import defaultdict
-from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -22,23 +20,6 @@ SEG_COUNTS = ('pixels', 'chain', 'd', 'latent_pixels', 'latent_chain', 'latent_d
 
 
 # --------------------------------------------------------------------- candidate inputs
-
-@contextlib.contextmanager
-def adv_input_as(uda, kind: str):
-    """Temporarily switch what ``uda.adversarial_input`` reads."""
-    saved = uda.adv_input
-    uda.adv_input = kind
-    try:
-        yield
-    finally:
-        uda.adv_input = saved
-
-
-def cut_margins(uda, value: torch.Tensor) -> torch.Tensor:
-    """A latent-grid map (N, C, h, w) with the model's ``adv_margins`` cut, as f_dis gets it."""
-    with adv_input_as(uda, 'noise_pred'):
-        return uda.adversarial_input(SimpleNamespace(noise_pred=value, sample=None))
-
 
 def domain_pass(uda, inputs, data_samples, draw=None):
     """One domain's phase-2 pass and its five candidate inputs of f_dis.
@@ -71,12 +52,11 @@ def domain_pass(uda, inputs, data_samples, draw=None):
     redrawn, _ = diffusion.denoise(
         diffusion.add_noise(mask_latent, torch.randn_like(eps), timesteps), seen['z0'],
         timesteps)
-    with adv_input_as(uda, 'sample'):
-        sample = uda.adversarial_input(output)
-    values = dict(eps_hat=cut_margins(uda, output.noise_pred), sample=sample,
-                  residual=cut_margins(uda, output.noise_pred - eps),
-                  cond=cut_margins(uda, seen['cond']),
-                  eps_hat_redrawn=cut_margins(uda, redrawn))
+    cut = uda.cut_adv_margins
+    sample = cut(output.sample / diffusion.mask_scale)
+    values = dict(eps_hat=cut(output.noise_pred), sample=sample,
+                  residual=cut(output.noise_pred - eps), cond=cut(seen['cond']),
+                  eps_hat_redrawn=cut(redrawn))
     return output, values
 
 

@@ -226,7 +226,7 @@ def uncertainty_samples(runner, args) -> tuple:
         print('no uncertainty measures with --tta: the augmentations\' merge keeps no softmax')
         return 1, network
     if samples > 1 and network.num_inference_steps == 0:
-        print(f'note: K = 0 (a step-1 checkpoint, or num_inference_steps=0) draws no noise: '
+        print(f'note: K = 0 (a phase-1 checkpoint, or num_inference_steps=0) draws no noise: '
               f'the {samples} draws are one prediction, as the single pass')
     return samples, network
 

@@ -225,9 +225,19 @@ class ICCLDUDA(DACS):
             (N, C_m, h', w').
         """
         if self.adv_input == 'sample':
-            value = output.sample / self.student.diffusion.mask_scale
-        else:
-            value = output.noise_pred
+            return self.cut_adv_margins(output.sample / self.student.diffusion.mask_scale)
+        return self.cut_adv_margins(output.noise_pred)
+
+    def cut_adv_margins(self, value: Tensor) -> Tensor:
+        """A latent-grid map without the ``adv_margins`` rows and columns (rounded up to
+        latent cells).
+
+        Args:
+            value: (N, C, h, w) on the student's latent grid.
+
+        Returns:
+            (N, C, h - top - bottom, w - left - right).
+        """
         stride = self.student.neck.latent_stride
         top, bottom, left, right = (math.ceil(m / stride) for m in self.adv_margins)
         h, w = value.shape[2:]
