@@ -15,14 +15,14 @@
 # setuptools >= 70, hence the constraint.)
 #
 # Then, MiT-B5 at the configs' own 512x512 crops, batch 2+2, random weights:
-#   OUTDIR/gpu-mitb5-512-fp32.{json,md}   DAFormer vs ICCLD step 1/2, fp32, latency 1024x512 at K=0/1/3/10
+#   OUTDIR/gpu-mitb5-512-fp32.{json,md}   DAFormer vs ICCLD phase 1/2, fp32, latency 1024x512 at K=0/1/3/10
 #   OUTDIR/gpu-mitb5-512-bf16.{json,md}   the same with bf16 autocast (AmpOptimWrapper)
 #   OUTDIR/gpu-mitb5-512-bf16-speed-options.{json,md}
-#                                         ICCLD step 2, bf16: mmseg's MiT attention vs the fused
+#                                         ICCLD phase 2, bf16: mmseg's MiT attention vs the fused
 #                                         one (the default), + channels_last, + torch.compile of
 #                                         the student's backbone, decode head and UNet
 #   OUTDIR/profile-gpu-iccld-mitb5-512-bf16.{json,md}
-#                                         one ICCLD step-2 iteration under the profiler
+#                                         one ICCLD phase-2 iteration under the profiler
 # Each benchmark writes the schedule wall-clock (40k DAFormer, 40k+40k ICCLD) next to its
 # iteration times, and peak memory as CUDA's max_memory_allocated. STAGES (default
 # "fp32 bf16 options profile") picks which of the four run, e.g. to stay under a time limit.
@@ -60,10 +60,10 @@ for stage in $stages; do
         "configs/iccld/gta2cs.py@model.model.backbone.type=MixVisionTransformer" \
         configs/iccld/gta2cs.py "configs/iccld/gta2cs.py@model.channels_last=True" \
         "configs/iccld/gta2cs.py@model.compile_modules=[backbone,decode_head,diffusion.unet]" \
-        --iccld-steps 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
+        --iccld-phases 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
         --out "$out/gpu-mitb5-512-bf16-speed-options" ;;
     profile)
-      python3 tools/profile_step.py configs/iccld/gta2cs.py --step 2 --amp bfloat16 --iters 5 \
+      python3 tools/profile_step.py configs/iccld/gta2cs.py --phase 2 --amp bfloat16 --iters 5 \
         --warmup 3 --out "$out/profile-gpu-iccld-mitb5-512-bf16" ;;
     *) echo "unknown stage $stage (fp32, bf16, options, profile)" >&2; exit 1 ;;
   esac

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, CPU only: install, generate the synthetic
-# synthetic-to-real benchmark, train ICCLD (tiny MiT; 1000 step-1 + 1000 step-2 iterations),
+# synthetic-to-real benchmark, train ICCLD (tiny MiT; 1000 phase-1 + 1000 phase-2 iterations),
 # evaluate it on the target validation set (metrics and the per-class table), draw image /
 # ground truth / prediction / uncertainty for a few target images, and plot the training curves.
 #   bash scripts/demo.sh            (writes work_dirs/demo/)
 # Environment: DEMO_CONFIG (default configs/synthetic/iccld_tiny.py), DEMO_WORK_DIR,
-# DEMO_ITERS (shorter run, e.g. 200; the step switch moves to its middle).
+# DEMO_ITERS (shorter run, e.g. 200; the phase switch moves to its middle).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$here/install.sh"

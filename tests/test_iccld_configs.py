@@ -27,7 +27,7 @@ def test_mitb5_config_is_segformer_mit_b5_with_iccld_parts():
     assert cfg.model.test_cfg == dict(mode='whole', num_inference_steps=3, num_samples=1,
                                       seed=0)
     model = MODELS.build(cfg.model)
-    assert type(model).__name__ == 'ICCLD' and not model.in_stage2
+    assert type(model).__name__ == 'ICCLD' and not model.in_phase2
     assert model.decode_head.num_classes == 19 and model.neck.latent_stride == 4
     assert model.diffusion.unet.config.block_out_channels == (32, 64, 128)
     assert model.diffusion.unet.config.in_channels == 19 + 64
@@ -40,7 +40,7 @@ def test_tiny_config_trains_and_predicts_on_128_crops():
     assert cfg.model.backbone.get('init_cfg') is None
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    model.set_diffusion_stage(2)
+    model.set_phase(2)
     inputs = torch.randn(2, 3, 128, 128)
     samples = []
     for _ in range(2):

@@ -14,11 +14,11 @@ from mmseg_iccld.models.losses import loss_ldm
 NUM_CLASSES = 4
 
 
-def build_model(stage: int = 1, model_args=None, diffusion_args=None, **test_cfg):
+def build_model(phase: int = 1, model_args=None, diffusion_args=None, **test_cfg):
     torch.manual_seed(0)
     cfg = ConfigDict(
         type='ICCLD',
-        diffusion_stage=stage,
+        phase=phase,
         backbone=dict(
             type='MixVisionTransformer',
             embed_dims=8,
@@ -49,7 +49,7 @@ def build_model(stage: int = 1, model_args=None, diffusion_args=None, **test_cfg
 
 
 def train_mask_projection(model):
-    """Give D's m_hat0 projection the non-zero weights step 2 would teach it."""
+    """Give D's m_hat0 projection the non-zero weights phase 2 would teach it."""
     with torch.no_grad():
         model.decode_head.mask_latent_proj.weight.normal_(std=2.0)
 
@@ -86,36 +86,23 @@ def predict_logits(model, inputs, samples):
         return torch.stack([s.seg_logits.data for s in model.predict(inputs, samples)])
 
 
-# the two steps
+# the two phases (more in test_iccld_phases.py)
 
 
-def test_diffusion_stage_is_a_checkpointed_buffer():
-    model = build_model()
-    assert int(model.diffusion_stage) == 1 and not model.in_stage2
-    model.set_diffusion_stage(2)
-    state = model.state_dict()
-    assert int(state['diffusion_stage']) == 2
-    fresh = build_model()
-    fresh.load_state_dict(state)
-    assert fresh.in_stage2
-    with pytest.raises(ValueError, match='1 or 2'):
-        model.set_diffusion_stage(3)
-
-
-def test_stage1_loss_has_no_diffusion_and_leaves_unet_untrained():
-    model = build_model(stage=1).train()
+def test_phase1_loss_has_no_diffusion_and_leaves_unet_untrained():
+    model = build_model(phase=1).train()
     output = model.uda_loss(*make_batch())
     assert set(output.losses) == {'decode.loss_ce', 'decode.acc_seg'}
     assert output.draw is None and output.sample is None and output.noise_pred is None
     output.losses['decode.loss_ce'].backward()
     assert all(p.grad is None for p in model.diffusion.parameters())
     assert model.backbone.layers[0][0].projection.weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match='phase 2'):
+    with pytest.raises(ValueError, match='phase1_ldm_weight'):
         model.uda_loss(*make_batch(), with_ldm=True)
 
 
-def test_stage2_loss_is_finite_and_reaches_backbone_unet_and_head():
-    model = build_model(stage=2).train()
+def test_phase2_loss_is_finite_and_reaches_backbone_unet_and_head():
+    model = build_model(phase=2).train()
     train_mask_projection(model)
     draw = shared_draw()
     output = model.uda_loss(*make_batch(), draw=draw)
@@ -134,8 +121,8 @@ def test_stage2_loss_is_finite_and_reaches_backbone_unet_and_head():
 
 
 @pytest.mark.parametrize('prediction_type', ['epsilon', 'v_prediction'])
-def test_stage2_loss_ldm_matches_eq2_on_the_shared_draw(prediction_type):
-    model = build_model(stage=2, diffusion_args=dict(prediction_type=prediction_type)).train()
+def test_phase2_loss_ldm_matches_eq2_on_the_shared_draw(prediction_type):
+    model = build_model(phase=2, diffusion_args=dict(prediction_type=prediction_type)).train()
     inputs, samples = make_batch()
     draw = shared_draw()
     output = model.uda_loss(inputs, samples, draw=draw)
@@ -160,7 +147,7 @@ def test_stage2_loss_ldm_matches_eq2_on_the_shared_draw(prediction_type):
 
 
 def test_target_pass_skips_decoder_but_can_run_the_chain():
-    model = build_model(stage=2).train()
+    model = build_model(phase=2).train()
     output = model.uda_loss(*make_batch(), draw=shared_draw(), with_seg=False)
     assert set(output.losses) == {'loss_ldm'} and output.sample is None
     output.losses['loss_ldm'].backward()
@@ -174,7 +161,7 @@ def test_target_pass_skips_decoder_but_can_run_the_chain():
     ('sampled', False, True), ('sampled', True, False),
     ('noised_label', False, True), ('noised_label', True, False)])
 def test_seg_loss_reaches_unet_only_without_detach(decoder_input, detach, unet_learns):
-    model = build_model(stage=2, model_args=dict(decoder_input=decoder_input,
+    model = build_model(phase=2, model_args=dict(decoder_input=decoder_input,
                                                  detach_mask_estimate=detach)).train()
     train_mask_projection(model)
     output = model.uda_loss(*make_batch(), draw=shared_draw(), with_ldm=False)
@@ -187,7 +174,7 @@ def test_decoder_reads_the_sampled_chain_or_the_noised_label_estimate(monkeypatc
     inputs, samples = make_batch()
     draw = shared_draw()
     for decoder_input in ('sampled', 'noised_label'):
-        model = build_model(stage=2, model_args=dict(decoder_input=decoder_input)).train()
+        model = build_model(phase=2, model_args=dict(decoder_input=decoder_input)).train()
         read = []
         forward = model.decode_head.forward
 
@@ -214,7 +201,7 @@ def test_decoder_reads_the_sampled_chain_or_the_noised_label_estimate(monkeypatc
 @pytest.mark.parametrize('chain_grad,steps_with_grad', [('all', 3), ('last', 1), ('none', 0)])
 def test_chain_grad_keeps_the_graph_of_the_last_steps(chain_grad, steps_with_grad,
                                                       monkeypatch):
-    model = build_model(stage=2, model_args=dict(chain_grad=chain_grad)).train()
+    model = build_model(phase=2, model_args=dict(chain_grad=chain_grad)).train()
     calls = []
     predict = model.diffusion.predict_output
 
@@ -231,7 +218,7 @@ def test_chain_grad_keeps_the_graph_of_the_last_steps(chain_grad, steps_with_gra
 
 
 def test_seg_weight_and_ignored_pixels_weight_both_losses():
-    model = build_model(stage=2).train()
+    model = build_model(phase=2).train()
     draw = shared_draw()
     inputs, samples = make_batch()
     plain = model.uda_loss(inputs, samples, draw=draw).losses
@@ -258,7 +245,7 @@ def test_seg_weight_and_ignored_pixels_weight_both_losses():
 
 
 def test_forward_passes_keyword_arguments_to_uda_loss():
-    model = build_model(stage=2).train()
+    model = build_model(phase=2).train()
     inputs, samples = make_batch()
     draw = shared_draw()
     via_forward = model(inputs, samples, mode='uda', draw=draw, with_seg=False)
@@ -271,7 +258,7 @@ def test_forward_passes_keyword_arguments_to_uda_loss():
 
 
 def test_checkpoint_of_the_earlier_layout_is_a_clear_error():
-    model = build_model(stage=2)
+    model = build_model(phase=2)
     state = model.state_dict()
     legacy = {('neck.' + k[len('diffusion.'):] if k.startswith('diffusion.') else k): v
               for k, v in state.items()}
@@ -279,44 +266,44 @@ def test_checkpoint_of_the_earlier_layout_is_a_clear_error():
         build_model().load_state_dict(legacy)
 
 
-# switching to step 2
+# switching to phase 2
 
 
 def test_step2_starts_exactly_at_the_step1_model():
-    model = build_model(stage=1)
+    model = build_model(phase=1)
     inputs, samples = make_batch()
     draw = shared_draw()
-    stage1_logits = predict_logits(model, inputs, samples)
-    model.set_diffusion_stage(2)
+    phase1_logits = predict_logits(model, inputs, samples)
+    model.set_phase(2)
     assert model.num_inference_steps == 3
-    assert torch.equal(predict_logits(model, inputs, samples), stage1_logits)
+    assert torch.equal(predict_logits(model, inputs, samples), phase1_logits)
 
     # training (batch-statistics BN): the same L_seg, now with m_hat0 read by D
-    model.set_diffusion_stage(1)
+    model.set_phase(1)
     model.train()
-    stage1_loss = model.uda_loss(inputs, samples).losses
-    model.set_diffusion_stage(2)
-    stage2_loss = model.uda_loss(inputs, samples, draw=draw).losses
-    assert torch.equal(stage2_loss['decode.loss_ce'], stage1_loss['decode.loss_ce'])
+    phase1_loss = model.uda_loss(inputs, samples).losses
+    model.set_phase(2)
+    phase2_loss = model.uda_loss(inputs, samples, draw=draw).losses
+    assert torch.equal(phase2_loss['decode.loss_ce'], phase1_loss['decode.loss_ce'])
 
 
 def test_k0_is_the_step1_decode_and_k3_differs():
-    model = build_model(stage=1)
+    model = build_model(phase=1)
     train_mask_projection(model)
     inputs, samples = make_batch()
-    stage1 = predict_logits(model, inputs, samples)
-    model.set_diffusion_stage(2)
+    phase1 = predict_logits(model, inputs, samples)
+    model.set_phase(2)
     model.test_cfg.num_inference_steps = 0
-    assert torch.equal(predict_logits(model, inputs, samples), stage1)
+    assert torch.equal(predict_logits(model, inputs, samples), phase1)
     model.test_cfg.num_inference_steps = 3
-    assert not torch.allclose(predict_logits(model, inputs, samples), stage1)
+    assert not torch.allclose(predict_logits(model, inputs, samples), phase1)
 
 
 # DDIM inference
 
 
 def test_ddim_loop_by_hand_for_two_steps():
-    model = build_model(stage=2).eval()
+    model = build_model(phase=2).eval()
     alpha_bar = model.diffusion.noise_scheduler.alphas_cumprod
     z0 = torch.randn(1, 16, 8, 8)
     m_t = torch.randn(1, NUM_CLASSES, 8, 8)
@@ -332,7 +319,7 @@ def test_ddim_loop_by_hand_for_two_steps():
 
 
 def test_ddim_loop_by_hand_for_two_steps_with_v_prediction():
-    model = build_model(stage=2, diffusion_args=dict(prediction_type='v_prediction')).eval()
+    model = build_model(phase=2, diffusion_args=dict(prediction_type='v_prediction')).eval()
     alpha_bar = model.diffusion.noise_scheduler.alphas_cumprod
     z0 = torch.randn(1, 16, 8, 8)
     m_t = torch.randn(1, NUM_CLASSES, 8, 8)
@@ -355,7 +342,7 @@ def test_ddim_loop_by_hand_for_two_steps_with_v_prediction():
 
 
 def test_same_seed_same_prediction_other_seed_differs():
-    model = build_model(stage=2, num_inference_steps=2, seed=5)
+    model = build_model(phase=2, num_inference_steps=2, seed=5)
     train_mask_projection(model)
     inputs, samples = make_batch()
     first = predict_logits(model, inputs, samples)
@@ -368,7 +355,7 @@ def test_same_seed_same_prediction_other_seed_differs():
 
 
 def test_uncertainty_is_entropy_of_mean_softmax_by_hand(monkeypatch):
-    model = build_model(stage=2, num_inference_steps=1, num_samples=2)
+    model = build_model(phase=2, num_inference_steps=1, num_samples=2)
     inputs, samples = make_batch(batch=1)
     # two draws whose class probabilities are (0.9, 0.1, 0, 0) and (0.7, 0.3, 0, 0) at
     # every pixel: mean (0.8, 0.2), entropy -(0.8 ln 0.8 + 0.2 ln 0.2)
@@ -391,7 +378,7 @@ def test_uncertainty_is_entropy_of_mean_softmax_by_hand(monkeypatch):
 
 
 def test_uncertainty_from_the_model_s2_matches_manual_draws():
-    model = build_model(stage=2, num_inference_steps=2, num_samples=2, seed=7)
+    model = build_model(phase=2, num_inference_steps=2, num_samples=2, seed=7)
     train_mask_projection(model)
     inputs, samples = make_batch(batch=1)
     model.eval()
@@ -413,7 +400,7 @@ def test_uncertainty_from_the_model_s2_matches_manual_draws():
 
 
 def test_whole_inference_with_non_divisible_latent():
-    model = build_model(stage=2, num_samples=2)
+    model = build_model(phase=2, num_samples=2)
     inputs, samples = make_batch(height=36, width=44)  # latent 9x11, UNet needs multiples of 4
     model.eval()
     with torch.no_grad():
@@ -425,7 +412,7 @@ def test_whole_inference_with_non_divisible_latent():
 
 
 def test_slide_inference_without_overlap_is_per_window_whole_inference():
-    model = build_model(stage=2, num_inference_steps=2, num_samples=2)
+    model = build_model(phase=2, num_inference_steps=2, num_samples=2)
     train_mask_projection(model)
     inputs, samples = make_batch(height=32, width=64, batch=1)
     model.eval()
@@ -443,7 +430,7 @@ def test_slide_inference_without_overlap_is_per_window_whole_inference():
 
 
 def test_slide_inference_with_overlap_runs():
-    model = build_model(stage=2, num_samples=2)
+    model = build_model(phase=2, num_samples=2)
     inputs, samples = make_batch(height=40, width=52, batch=1)
     model.test_cfg.update(mode='slide', crop_size=(32, 32), stride=(20, 20))
     model.eval()
@@ -455,15 +442,15 @@ def test_slide_inference_with_overlap_runs():
 
 
 def test_tensor_mode_returns_decoder_logits():
-    model = build_model(stage=2).eval()
+    model = build_model(phase=2).eval()
     inputs, _ = make_batch()
     with torch.no_grad():
         assert model(inputs, mode='tensor').shape == (2, NUM_CLASSES, 8, 8)
 
 
-def test_stage2_loss_without_condition_grad_trains_only_unet():
+def test_phase2_loss_without_condition_grad_trains_only_unet():
     """condition_grad=False: eq. 2 reaches eps_theta but not E (backbone, projector)."""
-    model = build_model(stage=2).train()
+    model = build_model(phase=2).train()
     output = model.uda_loss(*make_batch(), draw=shared_draw(), with_seg=False,
                             condition_grad=False)
     assert set(output.losses) == {'loss_ldm'}
@@ -473,8 +460,8 @@ def test_stage2_loss_without_condition_grad_trains_only_unet():
     assert grad_sum(model.diffusion.unet) > 0
 
 
-def test_stage2_loss_draws_noise_timesteps_and_chain_noise_when_not_given():
-    model = build_model(stage=2).train()
+def test_phase2_loss_draws_noise_timesteps_and_chain_noise_when_not_given():
+    model = build_model(phase=2).train()
     output = model.uda_loss(*make_batch(), with_seg=False)
     draw = output.draw
     assert draw.noise.shape == draw.chain_noise.shape == output.noise_pred.shape
@@ -487,7 +474,7 @@ def test_stage2_loss_draws_noise_timesteps_and_chain_noise_when_not_given():
 
 
 def test_chain_loss_is_the_weighted_error_of_the_chain_estimate():
-    model = build_model(stage=2, model_args=dict(chain_loss_weight=0.5)).train()
+    model = build_model(phase=2, model_args=dict(chain_loss_weight=0.5)).train()
     inputs, samples = make_batch()
     output = model.uda_loss(inputs, samples, draw=shared_draw())
     labels = torch.stack([s.gt_sem_seg.data[0, ::4, ::4] for s in samples])
@@ -497,5 +484,5 @@ def test_chain_loss_is_the_weighted_error_of_the_chain_estimate():
     output.losses['loss_chain'].backward()
     assert grad_sum(model.diffusion.unet) > 0 and grad_sum(model.backbone) > 0
     # off by default; no chain (target pass without a sample) means no term
-    assert 'loss_chain' not in build_model(stage=2).uda_loss(inputs, samples).losses
+    assert 'loss_chain' not in build_model(phase=2).uda_loss(inputs, samples).losses
     assert 'loss_chain' not in model.uda_loss(inputs, samples, with_seg=False).losses

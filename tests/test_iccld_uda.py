@@ -1,5 +1,5 @@
-"""ICCLD's UDA wrapper: step 2 iterations, gradient isolation between generator and
-discriminator, the shared draw, and the step-switch hook."""
+"""ICCLD's UDA wrapper: phase 2 iterations, gradient isolation between generator and
+discriminator, the shared draw, and the phase-switch hook."""
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +11,7 @@ from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from tiny_models import MEAN, STD, random_uda_batch, tiny_iccld
-from mmseg_iccld.engine.hooks.iccld_step_hook import ICCLDStepHook
+from mmseg_iccld.engine.hooks.iccld_phase_hook import ICCLDPhaseHook
 from mmseg_iccld.models.diffusion import DiffusionDraw
 from mmseg_iccld.models.losses import loss_adv_generator
 
@@ -77,8 +77,8 @@ def test_step2_iteration_trains_every_part_and_logs_every_term():
     uda = build_uda()
     optim = build_optim(uda)
     uda.train_step(uda_batch(seed=1), optim)  # iteration 0: teacher copies the student
-    uda.set_training_step(2, lambda_adv=0.5)
-    assert uda.student.in_stage2 and uda.teacher.module.in_stage2
+    uda.set_phase(2, lambda_adv=0.5)
+    assert uda.student.in_phase2 and uda.teacher.module.in_phase2
     before = dict(unet=params(uda.model.diffusion.unet), disc=params(uda.discriminator),
                   backbone=params(uda.model.backbone), head=params(uda.model.decode_head))
     log = uda.train_step(uda_batch(seed=2), optim)
@@ -117,7 +117,7 @@ def test_discriminator_loss_gives_no_gradient_to_the_student():
     the discriminator's step leaves the student's gradients exactly as they were."""
     uda = build_uda()
     optim = build_optim(uda)
-    uda.set_training_step(2, lambda_adv=1.0)
+    uda.set_phase(2, lambda_adv=1.0)
     with torch.no_grad():  # give D's mask projection the weights phase 2 would teach it
         uda.model.decode_head.mask_latent_proj.weight.normal_(std=2.0)
     output = uda.source_losses(*_preprocessed_source(uda), mode='uda', with_sample=True)
@@ -166,7 +166,7 @@ def test_one_draw_serves_all_three_domains(monkeypatch):
     uda = build_uda()
     optim = build_optim(uda)
     uda.train_step(uda_batch(), optim)
-    uda.set_training_step(2, lambda_adv=0.1)
+    uda.set_phase(2, lambda_adv=0.1)
     seen = []
     student_loss = type(uda.student).uda_loss
 
@@ -210,7 +210,7 @@ def test_adversarial_input_is_the_scaled_chain_estimate_without_margins():
 @pytest.mark.parametrize('generator_loss', ['kl', 'uniform_ce'])
 def test_generator_term_in_a_step(generator_loss, monkeypatch):
     uda = build_uda(generator_loss=generator_loss)
-    uda.set_training_step(2, lambda_adv=0.5)
+    uda.set_phase(2, lambda_adv=0.5)
     logits = torch.tensor([[2.0, 0.0, -1.0]])
     monkeypatch.setattr(uda, 'discriminate_without_grad', lambda x: logits)
     output = SimpleNamespace(sample=torch.zeros(1, NUM_CLASSES, 8, 8), losses={})
@@ -226,7 +226,7 @@ def test_generator_term_in_a_step(generator_loss, monkeypatch):
 
 def test_teacher_decodes_with_its_own_number_of_steps(monkeypatch):
     uda = build_uda(teacher_num_inference_steps=0)
-    uda.set_training_step(2)
+    uda.set_phase(2)
     seen = []
     teacher = uda.teacher.module
     encode_decode = teacher.encode_decode
@@ -239,7 +239,7 @@ def test_teacher_decodes_with_its_own_number_of_steps(monkeypatch):
 
 def test_target_pass_without_condition_grad_keeps_the_encoder_out():
     uda = build_uda(target_condition_grad=False)
-    uda.set_training_step(2, lambda_adv=1.0)
+    uda.set_phase(2, lambda_adv=1.0)
     inputs, samples = _preprocessed_source(uda)
     draw = DiffusionDraw(torch.randn(2, NUM_CLASSES, 16, 16), torch.tensor([5, 500]),
                          torch.randn(2, NUM_CLASSES, 16, 16))
@@ -253,36 +253,36 @@ def test_target_pass_without_condition_grad_keeps_the_encoder_out():
 
 def test_step2_without_a_discriminator_optimizer_is_a_clear_error():
     uda = build_uda()
-    uda.set_training_step(2, lambda_adv=0.1)
+    uda.set_phase(2, lambda_adv=0.1)
     wrapper = OptimWrapper(torch.optim.SGD(uda.model.parameters(), lr=0.1))
     with pytest.raises(KeyError, match='discriminator'):
         uda.train_step(uda_batch(), OptimWrapperDict(model=wrapper))
 
 
 def test_step_hook_switches_at_the_configured_iteration_and_ramps_lambda():
-    hook = ICCLDStepHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4)
-    assert [hook.step_at(i) for i in (0, 9, 10, 11)] == [1, 1, 2, 2]
+    hook = ICCLDPhaseHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4)
+    assert [hook.phase_at(i) for i in (0, 9, 10, 11)] == [1, 1, 2, 2]
     assert [hook.lambda_adv_at(i) for i in (9, 10, 11, 13, 50)] == pytest.approx(
         [0.0, 0.05, 0.1, 0.2, 0.2])
-    delayed = ICCLDStepHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4,
+    delayed = ICCLDPhaseHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4,
                             lambda_adv_delay_iters=5)
     assert [delayed.lambda_adv_at(i) for i in (10, 14, 15, 16, 18, 19)] == pytest.approx(
         [0.0, 0.0, 0.05, 0.1, 0.2, 0.2])
     with pytest.raises(ValueError, match='>= 0'):
-        ICCLDStepHook(switch_iter=10, lambda_adv_delay_iters=-1)
+        ICCLDPhaseHook(switch_iter=10, lambda_adv_delay_iters=-1)
 
     uda = build_uda()
     runner = SimpleNamespace(model=uda, iter=9, logger=SimpleNamespace(info=lambda msg: None))
     hook.before_train_iter(runner, batch_idx=0)
-    assert uda.training_step == 1 and uda.lambda_adv == 0
+    assert uda.phase == 1 and uda.lambda_adv == 0
     runner.iter = 10
     hook.before_train_iter(runner, batch_idx=0)
-    assert uda.training_step == 2 and uda.teacher.module.in_stage2
+    assert uda.phase == 2 and uda.teacher.module.in_phase2
     assert uda.lambda_adv == pytest.approx(0.05)
 
 
 def test_step_hook_refuses_a_model_without_steps():
-    hook = ICCLDStepHook(switch_iter=1)
+    hook = ICCLDPhaseHook(switch_iter=1)
     runner = SimpleNamespace(model=torch.nn.Linear(1, 1), iter=0)
     with pytest.raises(TypeError, match='ICCLD UDA model'):
         hook.before_train_iter(runner, batch_idx=0)

@@ -117,7 +117,7 @@ def test_iccld_step2_skip_leaves_student_discriminator_and_teacher(monkeypatch):
     uda = build_uda(nonfinite='skip')
     optim = build_optim(uda)
     uda.train_step(iccld_batch(seed=1), optim)  # iteration 0: the teacher copies the student
-    uda.set_training_step(2, lambda_adv=0.5)
+    uda.set_phase(2, lambda_adv=0.5)
     before = state(uda)
     poison(uda, 'target_losses', 'loss_ldm', monkeypatch)
     monkeypatch.setattr(loss_guard, 'print_log', lambda *a, **k: None)
@@ -132,7 +132,7 @@ def test_iccld_nonfinite_discriminator_loss_is_named(monkeypatch):
     uda = build_uda()
     optim = build_optim(uda)
     uda.train_step(iccld_batch(seed=1), optim)
-    uda.set_training_step(2, lambda_adv=0.5)
+    uda.set_phase(2, lambda_adv=0.5)
     discriminator = state(uda.discriminator)
     monkeypatch.setattr(iccld_uda, 'loss_adv_discriminator',
                         lambda logits, domain: (logits * 0).sum() + float('inf'))

@@ -1,6 +1,6 @@
 """Distributed ICCLD training means what single-process training with the same total batch
 means: two CPU (gloo) processes with one sample each log the same losses, step for step
-(steps 1 and 2), and end with the same student, teacher and discriminator as one process
+(phases 1 and 2), and end with the same student, teacher and discriminator as one process
 with both samples.
 
 What the comparison needs, and how it is arranged:
@@ -129,7 +129,7 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
     uda_loss = ICCLD.uda_loss
 
     def seeded_uda_loss(self, inputs, data_samples, draw=None, **kwargs):
-        if draw is None and self.in_stage2:
+        if draw is None and self.in_phase2:
             # the source pass draws; the mixed and target passes reuse its draw
             h, w = (-(-size // 4) for size in inputs.shape[2:])
             parts = []
@@ -156,18 +156,18 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
 
 
 def _train(samples_per_iter, setattr_) -> dict:
-    """ITERS iterations, step 2 from SWITCH_ITER on, as ICCLDStepHook schedules them."""
+    """ITERS iterations, phase 2 from SWITCH_ITER on, as ICCLDPhaseHook schedules them."""
     from mmengine.model import is_model_wrapper
 
-    from mmseg_iccld.engine.hooks.iccld_step_hook import ICCLDStepHook
+    from mmseg_iccld.engine.hooks.iccld_phase_hook import ICCLDPhaseHook
 
     local_fractions = []
     _install_per_sample_draws(setattr_, local_fractions)
     uda, model, optim_wrapper = _build(wrapped=dist.is_initialized())
-    schedule = ICCLDStepHook(switch_iter=SWITCH_ITER, lambda_adv=0.1, lambda_adv_ramp_iters=2)
+    schedule = ICCLDPhaseHook(switch_iter=SWITCH_ITER, lambda_adv=0.1, lambda_adv_ramp_iters=2)
     logs = []
     for it in range(ITERS):
-        uda.set_training_step(schedule.step_at(it), schedule.lambda_adv_at(it))
+        uda.set_phase(schedule.phase_at(it), schedule.lambda_adv_at(it))
         log = model.train_step(_batch(samples_per_iter(it)), optim_wrapper)
         logs.append({k: v.item() for k, v in log.items()})
     discriminator = uda.discriminator
@@ -241,7 +241,7 @@ def test_two_ranks_train_like_one_process_with_the_whole_batch(tmp_path, monkeyp
 
     for it in range(ITERS):
         expected = single['logs'][it]
-        if it >= SWITCH_ITER:  # step 2 ran: diffusion, target and discriminator terms
+        if it >= SWITCH_ITER:  # phase 2 ran: diffusion, target and discriminator terms
             assert {'tgt.loss_ldm', 'src.loss_adv_gen', 'dis.loss'} <= set(expected)
         for key, value in expected.items():
             mean = sum(rank['logs'][it][key] for rank in ranks) / WORLD_SIZE

@@ -1,4 +1,4 @@
-"""Resume is exact: a run interrupted inside ICCLD's step 2 (or DACS training) and resumed
+"""Resume is exact: a run interrupted inside ICCLD's phase 2 (or DACS training) and resumed
 from its checkpoint ends with the same weights and optimizer states as an uninterrupted run.
 
 The runs use the project's tiny synthetic configs as they are (rare class sampling, random
@@ -37,7 +37,7 @@ param_scheduler = dict(
                 end={MAX_ITERS + 1})],
     discriminator=[dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False,
                         begin={SWITCH_ITER}, end={MAX_ITERS + 1})])
-custom_hooks = [dict(type='ICCLDStepHook', switch_iter={SWITCH_ITER}, lambda_adv=0.1,
+custom_hooks = [dict(type='ICCLDPhaseHook', switch_iter={SWITCH_ITER}, lambda_adv=0.1,
                      lambda_adv_ramp_iters=2)]
 """,
         daformer_tiny=f"""
@@ -107,12 +107,12 @@ def test_iccld_resumed_inside_step2_ends_like_the_uninterrupted_run(synthetic_be
     straight = _train(synthetic_benchmark, tmp_path / 'straight', 'iccld_tiny')
     checkpoint_path = tmp_path / 'straight' / f'iter_{RESUME_ITER}.pth'
 
-    # what a step-2 checkpoint holds
+    # what a phase-2 checkpoint holds
     checkpoint = torch_load_checkpoint(str(checkpoint_path))
     assert checkpoint['meta']['iter'] == RESUME_ITER
     state = checkpoint['state_dict']
-    assert int(state['model.diffusion_stage']) == 2
-    assert int(state['teacher.module.diffusion_stage']) == 2
+    assert int(state['model.phase']) == 2
+    assert int(state['teacher.module.phase']) == 2
     assert int(state['teacher.steps']) == RESUME_ITER + 1  # the copy + one update per step
     assert any(k.startswith('discriminator.') for k in state)
     assert any(k.startswith('imnet_backbone.') for k in state)
@@ -127,7 +127,7 @@ def test_iccld_resumed_inside_step2_ends_like_the_uninterrupted_run(synthetic_be
                      resume_from=checkpoint_path)
     assert resumed.iter == MAX_ITERS
     model, reference = resumed.model, straight.model
-    assert model.training_step == 2
+    assert model.phase == 2
     # student, teacher, ImageNet backbone, discriminator: every parameter and buffer
     _assert_same_state(model.state_dict(), reference.state_dict(), 'model')
     _assert_same_state(resumed.optim_wrapper.state_dict(), straight.optim_wrapper.state_dict(),

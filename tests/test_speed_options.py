@@ -133,22 +133,22 @@ def test_teacher_steps_and_stage_follow_a_checkpoint():
     uda = build_uda()
     optim = build_optim(uda)
     uda.train_step(uda_batch(seed=1), optim)
-    uda.set_training_step(2, lambda_adv=0.5)
+    uda.set_phase(2, lambda_adv=0.5)
     uda.train_step(uda_batch(seed=2), optim)
     fresh = build_uda()
-    assert fresh.teacher.host_steps == 0 and fresh.training_step == 1
+    assert fresh.teacher.host_steps == 0 and fresh.phase == 1
     # the loader mmengine's runner uses for load_from and resume
     load_state_dict(fresh, copy.deepcopy(uda.state_dict()), strict=True)
     # iteration 0 copies and averages (2 updates), iteration 1 averages (3)
-    assert fresh.teacher.host_steps == 3 and fresh.training_step == 2
-    assert fresh.student.in_stage2 and fresh.teacher.module.in_stage2
+    assert fresh.teacher.host_steps == 3 and fresh.phase == 2
+    assert fresh.student.in_phase2 and fresh.teacher.module.in_phase2
 
 
 def test_icclds_step2_reads_the_host_only_where_expected():
     uda = build_uda()
     optim = build_optim(uda)
     uda.train_step(uda_batch(seed=1), optim)
-    uda.set_training_step(2, lambda_adv=0.5)
+    uda.set_phase(2, lambda_adv=0.5)
     reads = collections.Counter()
     with count_host_reads(reads):
         uda.train_step(uda_batch(seed=2), optim)
@@ -182,7 +182,7 @@ def test_benchmark_entry_overrides(spec, expected):
         split_entry('configs/iccld/gta2cs.py@channels_last')
 
 
-def test_schedule_iterations_of_daformer_and_iccld_steps():
+def test_schedule_iterations_of_daformer_and_iccld_phases():
     from tools._common import load_config
     from tools.benchmark import schedule_iters
     daformer = load_config(osp.join(ROOT, 'configs', 'daformer', 'gta2cs.py'))

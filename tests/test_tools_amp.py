@@ -57,7 +57,7 @@ def test_iccld_trains_and_predicts_under_bf16_autocast():
     optim = build_optim(uda)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         log1 = uda.train_step(uda_batch(seed=1), optim)
-        uda.set_training_step(2, lambda_adv=0.5)
+        uda.set_phase(2, lambda_adv=0.5)
         log2 = uda.train_step(uda_batch(seed=2), optim)
         uda.eval()
         batch = uda_batch(seed=3)

@@ -30,7 +30,7 @@ def tiny_iccld_uda():
         pseudo_margins=(0, 0, 0, 0)))
     uda.init_weights()
     uda.initialize_frozen_copies()
-    uda.set_training_step(2)
+    uda.set_phase(2)
     return uda.eval()
 
 

@@ -33,7 +33,7 @@ def build_uda(config: str, stage: int = 1):
     model = MODELS.build(cfg.model)
     model.init_weights()
     if stage == 2:
-        model.set_training_step(2)
+        model.set_phase(2)
     return cfg, model.eval()
 
 
@@ -48,9 +48,9 @@ def checkpoints(tmp_path_factory):
     return paths
 
 
-def wrapper_predictions(config: str, checkpoint: str, benchmark, stage=1, num_samples=None):
+def wrapper_predictions(config: str, checkpoint: str, benchmark, phase=1, num_samples=None):
     """Predictions of the whole UDA model on the config's test set (as tools/test.py runs)."""
-    cfg, model = build_uda(config, stage)
+    cfg, model = build_uda(config, phase)
     model.load_state_dict(torch.load(checkpoint)['state_dict'])
     if num_samples is not None:
         model.student.test_cfg['num_samples'] = num_samples
@@ -105,7 +105,7 @@ def test_iccld_uncertainty_is_the_wrappers_entropy(synthetic_benchmark, checkpoi
     result = run_infer(ICCLD, checkpoints['iccld'], image, '--out', str(out),
                        '--num-samples', '3')
     assert result.returncode == 0, result.stderr[-3000:]
-    reference = wrapper_predictions(ICCLD, checkpoints['iccld'], synthetic_benchmark, stage=2,
+    reference = wrapper_predictions(ICCLD, checkpoints['iccld'], synthetic_benchmark, phase=2,
                                     num_samples=3)[osp.basename(image)]
     name = osp.splitext(osp.basename(image))[0]
     entropy = np.load(out / 'uncertainty' / f'{name}.npy')
@@ -190,7 +190,7 @@ def test_checkpoint_of_another_model_and_num_samples_without_iccld(
     assert line.startswith(f"error: CheckpointMismatchError: checkpoint {checkpoints['iccld']} "
                            f"(its 'model.*' weights) does not fit the EncoderDecoder of "
                            f"{DAFORMER}: 50 of the model's 150 keys missing (decode_head.")
-    assert '230 unexpected keys (diffusion_stage, neck.' in line
+    assert '230 unexpected keys (phase, neck.' in line
     assert error_of(infer_main, capsys, DAFORMER, checkpoints['dacs'], image,
                     '--num-samples', '2') == ('error: ValueError: --num-samples needs an ICCLD '
                                               'model; EncoderDecoder draws no noise')

@@ -9,20 +9,22 @@ from tools import profile_step
 TINY = 'configs/synthetic/iccld_tiny.py'
 
 
-def _profile(tmp_path, step):
-    out = tmp_path / f'step{step}'
-    profile_step.main([TINY, '--step', str(step), '--iters', '1', '--warmup', '1',
+def _profile(tmp_path, phase):
+    out = tmp_path / f'phase{phase}'
+    profile_step.main([TINY, '--phase', str(phase), '--iters', '1', '--warmup', '1',
                        '--out', str(out)])
-    assert (tmp_path / f'step{step}.md').read_text().startswith(f'`{TINY}` (step {step})')
-    return json.loads((tmp_path / f'step{step}.json').read_text())
+    assert (tmp_path / f'phase{phase}.md').read_text().startswith(f'`{TINY}` (phase {phase})')
+    report = json.loads((tmp_path / f'phase{phase}.json').read_text())
+    assert report['phase'] == phase
+    return report
 
 
-def test_step2_profile_has_every_phase_and_the_network_calls(tmp_path):
+def test_phase2_profile_has_every_part_and_the_network_calls(tmp_path):
     report = _profile(tmp_path, 2)
     phases = {p['name']: p for p in report['phases']}
     for name in ('source forward (+ feature distance)', 'mixed forward',
-                 'target forward (ICCLD step 2)', 'teacher pseudo-labels',
-                 'ClassMix + color jitter + blur', 'discriminator step (ICCLD step 2)',
+                 'target forward (ICCLD phase 2)', 'teacher pseudo-labels',
+                 'ClassMix + color jitter + blur', 'discriminator step (ICCLD phase 2)',
                  'teacher EMA update'):
         assert phases[name]['calls_per_iter'] == 1, name
     # one backward per domain
@@ -43,11 +45,11 @@ def test_step2_profile_has_every_phase_and_the_network_calls(tmp_path):
     assert report['operators'] and report['wall_s_per_iter'] > 0
 
 
-def test_step1_profile_is_dacs(tmp_path):
+def test_phase1_profile_is_dacs(tmp_path):
     report = _profile(tmp_path, 1)
     phases = {p['name'] for p in report['phases']}
-    assert 'target forward (ICCLD step 2)' not in phases
-    assert 'discriminator step (ICCLD step 2)' not in phases
+    assert 'target forward (ICCLD phase 2)' not in phases
+    assert 'discriminator step (ICCLD phase 2)' not in phases
     networks = {n['name']: n['calls_per_iter'] for n in report['networks']}
     assert networks['student backbone'] == 2
     assert 'student UNet eps_theta' not in networks and 'teacher UNet eps_theta' not in networks

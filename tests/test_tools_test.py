@@ -184,7 +184,7 @@ def test_checkpoint_of_another_model_is_an_error(synthetic_benchmark, tmp_path):
                            f'fit the EncoderDecoder of {DAFORMER} (the UDA student, '
                            "'model.*' in checkpoints): 50 of the model's 150 keys missing "
                            '(decode_head.')
-    assert 'unexpected keys (diffusion_stage, neck.' in line
+    assert 'unexpected keys (phase, neck.' in line
     assert not osp.exists(tmp_path / 'work' / 'metrics.json')
 
 

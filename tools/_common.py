@@ -144,7 +144,8 @@ def explain_unknown_modules(config: str):
 
 
 def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
-    """Load a checkpoint file and its state dict (``module.`` prefixes of DDP removed).
+    """Load a checkpoint file and its state dict (``module.`` prefixes of DDP removed, earlier
+    key names of ICCLD renamed).
 
     Args:
         path: Checkpoint file (an mmengine checkpoint or a bare state dict).
@@ -172,6 +173,8 @@ def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
         raise CheckpointMismatchError(f'checkpoint {path} holds no state dict')
     state = {(k[len('module.'):] if k.startswith('module.') else k): v
              for k, v in state.items()}
+    from mmseg_iccld.models.segmentors.iccld_legacy import rename_legacy_keys
+    rename_legacy_keys(state)  # ICCLD's phase buffer under its earlier name
     meta = checkpoint.get('meta', {}) if isinstance(checkpoint, dict) else {}
     return meta if isinstance(meta, dict) else {}, state
 

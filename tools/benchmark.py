@@ -2,10 +2,10 @@
 one process so that ratios between them are not at the mercy of a shared machine's load.
 
     python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20] [--rounds 4] [--amp bfloat16]
-        [--iccld-steps 1 2] [--latency-k 0 1 3 10] [--out benchmarks/results/NAME]
+        [--iccld-phases 1 2] [--latency-k 0 1 3 10] [--out benchmarks/results/NAME]
         [--crop H W] [--test-size H W]
 
-Each entry is a config (and, for ICCLD, a training step or an inference K). A config may carry
+Each entry is a config (and, for ICCLD, a training phase or an inference K). A config may carry
 its own overrides, ``CONFIG@KEY=VALUE[@KEY=VALUE...]``, so that variants of one config (say,
 two attention kernels) are compared in the same process; ``--cfg-options`` apply to every
 entry. Training is timed
@@ -16,8 +16,8 @@ resident set size of a fresh child process that builds the entry and trains it f
 iterations. Inference latency is one ``test_step`` (preprocessing, prediction, resizing to the
 original size) on an image of the config's test resolution. Each training entry also gets the
 wall-clock time its part of the config's schedule would take at that speed (training
-iterations only: no data loading, validation or checkpoints); for ICCLD, step 1 covers the
-iterations before ``ICCLDStepHook``'s ``switch_iter`` and step 2 the rest.
+iterations only: no data loading, validation or checkpoints); for ICCLD, phase 1 covers the
+iterations before ``ICCLDPhaseHook``'s ``switch_iter`` and phase 2 the rest.
 
 Writes ``NAME.json`` and ``NAME.md`` (a markdown table, with ratios to the first config).
 """
@@ -54,8 +54,9 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=3, help='untimed iterations first')
     parser.add_argument('--amp', choices=['float16', 'bfloat16'], default=None,
                         help='train with AMP (GPU only)')
-    parser.add_argument('--iccld-steps', type=int, nargs='+', default=[1, 2],
-                        help='ICCLD training steps to time')
+    # --iccld-steps: the option's earlier name, in recorded commands
+    parser.add_argument('--iccld-phases', '--iccld-steps', type=int, nargs='+', default=[1, 2],
+                        help='ICCLD training phases to time')
     parser.add_argument('--latency-k', type=int, nargs='+', default=[0, 1, 3, 10],
                         help='ICCLD inference steps K to time')
     parser.add_argument('--latency-iters', type=int, default=10)
@@ -97,26 +98,26 @@ def entry_label(spec: str) -> str:
     return osp.splitext(osp.relpath(path))[0] + ''.join(f' [{pair}]' for pair in pairs)
 
 
-def schedule_iters(cfg, step=None) -> int:
-    """Training iterations of the config's schedule (for ICCLD, those of one step)."""
+def schedule_iters(cfg, phase=None) -> int:
+    """Training iterations of the config's schedule (for ICCLD, those of one phase)."""
     max_iters = cfg.train_cfg.get('max_iters', 0)
-    if step is None:
+    if phase is None:
         return max_iters
     switch = next((hook['switch_iter'] for hook in cfg.get('custom_hooks', [])
-                   if hook.get('type') == 'ICCLDStepHook'), max_iters)
-    return switch if step == 1 else max_iters - switch
+                   if hook.get('type') in ('ICCLDPhaseHook', 'ICCLDStepHook')), max_iters)
+    return switch if phase == 1 else max_iters - switch
 
 
 class Entry:
     """One measured thing: a model built from a config, trained or queried in one mode."""
 
-    def __init__(self, config: str, args, step: int = None):
+    def __init__(self, config: str, args, phase: int = None):
         from mmengine.optim import build_optim_wrapper
         from mmengine.registry import init_default_scope
 
         from mmseg.registry import MODELS
         self.config = config
-        self.step = step
+        self.phase = phase
         path, overrides = split_entry(config)
         self.cfg = load_config(path, {**args.cfg_options, **overrides})
         init_default_scope(self.cfg.get('default_scope', 'mmseg'))
@@ -126,11 +127,11 @@ class Entry:
         torch.manual_seed(0)
         # weights stay random: timing does not depend on them, and no pretrained file is needed
         self.model = MODELS.build(self.cfg.model).to(self.device)
-        self.is_iccld = hasattr(self.model, 'set_training_step')
+        self.is_iccld = hasattr(self.model, 'set_phase')
         self.is_uda = 'target' in self.cfg.train_dataloader.dataset or hasattr(
             self.model, 'teacher')
-        if self.is_iccld and step is not None:
-            self.model.set_training_step(step, lambda_adv=0.01)
+        if self.is_iccld and phase is not None:
+            self.model.set_phase(phase, lambda_adv=0.01)
         optim_cfg = self.cfg.optim_wrapper.copy()
         if args.amp:
             from tools._common import apply_amp
@@ -145,7 +146,7 @@ class Entry:
     @property
     def name(self) -> str:
         base = entry_label(self.config)
-        return f'{base} (step {self.step})' if self.step is not None else base
+        return f'{base} (phase {self.phase})' if self.phase is not None else base
 
     def train_iters(self, n: int) -> list:
         """Run n training iterations; return their durations in seconds."""
@@ -184,11 +185,11 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _child_peak_rss_mb(config: str, step, args) -> Tuple[float, float]:
+def _child_peak_rss_mb(config: str, phase, args) -> Tuple[float, float]:
     """Peak RSS while a fresh process trains the entry, and its growth over the RSS the
     process had just before training (MB)."""
     command = [sys.executable, osp.abspath(__file__), config, '--child-memory',
-               str(step), '--device', args.device]
+               str(phase), '--device', args.device]
     if args.crop:
         command += ['--crop'] + [str(v) for v in args.crop]
     if args.cfg_options:
@@ -208,8 +209,8 @@ def _current_rss_mb() -> float:
 def _run_child_memory(args) -> None:
     """Train a few iterations while a thread samples the RSS (the high-water mark of the
     process is useless here: importing the libraries already sets it)."""
-    step = None if args.child_memory == 'None' else int(args.child_memory)
-    entry = Entry(args.configs[0], args, step)
+    phase = None if args.child_memory == 'None' else int(args.child_memory)
+    entry = Entry(args.configs[0], args, phase)
     entry.train_iters(1)
     before = _current_rss_mb()
     peak = [before]
@@ -238,9 +239,9 @@ def measure(args) -> dict:
     entries = []
     for config in args.configs:
         probe = Entry(config, args)
-        steps = args.iccld_steps if probe.is_iccld else [None]
-        entries += [probe if step is None else Entry(config, args, step) for step in steps]
-    results = {e.name: dict(config=e.config, step=e.step, batch_size=e.batch_size,
+        phases = args.iccld_phases if probe.is_iccld else [None]
+        entries += [probe if phase is None else Entry(config, args, phase) for phase in phases]
+    results = {e.name: dict(config=e.config, phase=e.phase, batch_size=e.batch_size,
                             uda=e.is_uda, crop=list(e.crop)) for e in entries}
 
     if not args.no_train:
@@ -262,13 +263,13 @@ def measure(args) -> dict:
             r['train_iter_s'] = statistics.median(times[entry.name])
             r['train_iter_s_mean'] = statistics.fmean(times[entry.name])
             r['train_iters_timed'] = len(times[entry.name])
-            r['schedule_iters'] = schedule_iters(entry.cfg, entry.step)
+            r['schedule_iters'] = schedule_iters(entry.cfg, entry.phase)
             r['schedule_hours'] = r['schedule_iters'] * r['train_iter_s'] / 3600
             if entry.device.type == 'cuda':
                 r['peak_memory_mb'] = peaks[entry.name]
                 r['peak_memory_kind'] = 'cuda max_memory_allocated'
             else:
-                peak, growth = _child_peak_rss_mb(entry.config, entry.step, args)
+                peak, growth = _child_peak_rss_mb(entry.config, entry.phase, args)
                 r['peak_memory_mb'] = peak
                 r['train_memory_growth_mb'] = growth
                 r['peak_memory_kind'] = ('sampled RSS of a child process while it trains '
@@ -282,7 +283,7 @@ def measure(args) -> dict:
             seen.add(entry.config)
             ks = args.latency_k if entry.is_iccld else [None]
             if entry.is_iccld:
-                entry.model.set_training_step(2, lambda_adv=0.0)
+                entry.model.set_phase(2, lambda_adv=0.0)
             for k in ks:
                 entry.latency(2, k)  # warm-up
                 lat = entry.latency(args.latency_iters, k)

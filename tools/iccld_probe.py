@@ -86,8 +86,8 @@ def build_model(config: str, checkpoint: str):
     meta, state = read_checkpoint(checkpoint)
     check_state_dict(uda.state_dict(), state, checkpoint, f'{config} ({type(uda).__name__})')
     uda.load_state_dict(state, strict=True)
-    stage = uda.student.current_stage
-    uda.set_training_step(2)
+    stage = uda.student.current_phase
+    uda.set_phase(2)
     return cfg, uda.eval(), dict(meta, checkpoint_stage=stage)
 
 

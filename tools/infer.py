@@ -200,7 +200,7 @@ def set_num_samples(model, num_samples: int) -> None:
         raise ValueError(f'--num-samples must be >= 1, got {num_samples}')
     model.test_cfg['num_samples'] = num_samples
     if num_samples > 1 and model.num_inference_steps == 0:
-        print('note: this ICCLD checkpoint is in training step 1 (no diffusion at inference): '
+        print('note: this ICCLD checkpoint is in training phase 1 (no diffusion at inference): '
               'all draws are equal, and the uncertainty map is the entropy of one prediction')
 
 

@@ -1,7 +1,7 @@
 """Where one training iteration of a UDA config spends its time, and where it reads tensor
 values back to the host.
 
-    python tools/profile_step.py CONFIG [--step 2] [--iters 3] [--warmup 2] [--crop H W]
+    python tools/profile_step.py CONFIG [--phase 2] [--iters 3] [--warmup 2] [--crop H W]
         [--amp bfloat16] [--cfg-options ...] [--out benchmarks/results/NAME] [--trace]
 
 The iteration runs on generated batches of the config's batch and crop size (as in
@@ -48,8 +48,8 @@ PHASES = (
     ('pseudo_label', 'teacher pseudo-labels'),
     ('mix', 'ClassMix + color jitter + blur'),
     ('mixed_losses', 'mixed forward'),
-    ('target_losses', 'target forward (ICCLD step 2)'),
-    ('discriminator_step', 'discriminator step (ICCLD step 2)'),
+    ('target_losses', 'target forward (ICCLD phase 2)'),
+    ('discriminator_step', 'discriminator step (ICCLD phase 2)'),
     ('update_teacher', 'teacher EMA update'),
 )
 # Networks whose forward passes are timed, as (submodule of the UDA model, name);
@@ -72,7 +72,9 @@ HOST_READS = ('item', 'tolist', '__bool__', '__int__', '__float__')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--step', type=int, default=2, help='ICCLD training step (1 or 2)')
+    # --step: the option's earlier name, in recorded commands
+    parser.add_argument('--phase', '--step', type=int, default=2,
+                        help='ICCLD training phase (1 or 2)')
     parser.add_argument('--iters', type=int, default=3, help='profiled iterations')
     parser.add_argument('--warmup', type=int, default=2, help='unprofiled iterations first')
     parser.add_argument('--amp', choices=['float16', 'bfloat16'], default=None)
@@ -188,9 +190,9 @@ def _event_times(event, on_device: bool):
 
 
 def profile(args) -> dict:
-    entry = Entry(args.config, args, args.step)
+    entry = Entry(args.config, args, args.phase)
     if entry.is_iccld:
-        entry.model.set_training_step(args.step, lambda_adv=0.01)
+        entry.model.set_phase(args.phase, lambda_adv=0.01)
     entry.train_iters(args.warmup)
     on_device = entry.device.type == 'cuda'
     activities = [torch.profiler.ProfilerActivity.CPU]
@@ -233,7 +235,7 @@ def profile(args) -> dict:
         command='python tools/profile_step.py ' + ' '.join(args.argv),
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         device=_device_name(args.device), torch=torch.__version__, amp=args.amp,
-        config=args.config, step=args.step if entry.is_iccld else None,
+        config=args.config, phase=args.phase if entry.is_iccld else None,
         batch_size=entry.batch_size, crop=list(entry.crop), iters=n,
         wall_s_per_iter=sum(wall) / n,
         time_kind='device (CUDA) time' if on_device else 'CPU time',
@@ -254,9 +256,9 @@ def profile(args) -> dict:
 
 
 def to_markdown(report: dict) -> str:
-    step = f" (step {report['step']})" if report['step'] else ''
+    phase = f" (phase {report['phase']})" if report.get('phase') else ''
     lines = [
-        f"`{report['config']}`{step}, batch {report['batch_size']}+{report['batch_size']}, "
+        f"`{report['config']}`{phase}, batch {report['batch_size']}+{report['batch_size']}, "
         f"crop {'x'.join(map(str, report['crop']))}; {report['device']}; torch "
         f"{report['torch']}; AMP: {report['amp'] or 'off'}; {report['date']}; "
         f"`{report['command']}`", '',

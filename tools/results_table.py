@@ -87,11 +87,13 @@ def benchmark_tables(paths: list) -> list:
 
 def profile_lines(report: dict, rel: str) -> list:
     """One paragraph for a profile of one training iteration: its largest phases."""
-    step = f" step {report['step']}" if report.get('step') else ''
+    # 'step': the key of profiles written before ICCLD's phases had their own word
+    phase = report.get('phase', report.get('step'))
+    phase = f' phase {phase}' if phase else ''
     phases = ', '.join(f"{p['name']} {100 * p['share']:.0f}%" for p in report['phases'][:4])
     ours = sum(r['per_iter'] for r in report['host_reads']
                if r['site'].startswith('mmseg_iccld'))
-    return [f"**Profile** of one iteration of `{report['config']}`{step} "
+    return [f"**Profile** of one iteration of `{report['config']}`{phase} "
             f"([{rel}]({rel}); {report['device']}; crop {'x'.join(map(str, report['crop']))}; "
             f"AMP {report['amp'] or 'off'}): {report['wall_s_per_iter']:.2f} s per iteration; "
             f"{phases}; host reads of tensor values per iteration: "

@@ -121,7 +121,7 @@ def method_plan(specs: list, default_seeds: list) -> dict:
 
 
 def train_options(method: str, iters: int, seed: int) -> list:
-    """``--cfg-options`` of one run: seed, length, and for ICCLD the step switch (halfway;
+    """``--cfg-options`` of one run: seed, length, and for ICCLD the phase switch (halfway;
     never for the phase-1 control)."""
     # ICCLD runs also keep the switch checkpoint, from which --share-phase1 runs resume
     interval = iters // 2 if method in ICCLD_METHODS else iters

@@ -1,5 +1,5 @@
 # ICCLD (MiT-B5 encoder, inter-coder decoder, latent projector, mask diffusion, domain discriminator),
-# GTA5 -> Cityscapes, 512x512 crops, 40k step-1 + 40k step-2 iterations in one run.
+# GTA5 -> Cityscapes, 512x512 crops, 40k phase-1 + 40k phase-2 iterations in one run.
 # Paper (Table 1): 74.4 mIoU.
 _base_ = [
     '../_base_/default_runtime.py',

@@ -1,5 +1,5 @@
 # ICCLD, Synthia -> Cityscapes (mIoU over 16 and 13 classes), 512x512 crops,
-# 40k step-1 + 40k step-2 iterations in one run. Paper (Table 1): 67.2 mIoU16.
+# 40k phase-1 + 40k phase-2 iterations in one run. Paper (Table 1): 67.2 mIoU16.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/iccld_mitb5.py',

@@ -1,6 +1,6 @@
 # ICCLD on the generated synthetic benchmark with a tiny MiT, for CPU minutes: the same
 # backbone, data, DACS settings and total iterations as daformer_tiny.py, split into
-# 1000 step-1 + 1000 step-2 iterations.
+# 1000 phase-1 + 1000 phase-2 iterations.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/iccld_mit_tiny.py',
@@ -27,7 +27,7 @@ param_scheduler = dict(
              end=max_iters + 1),
     ])
 custom_hooks = [
-    dict(type='ICCLDStepHook', switch_iter=switch_iter, lambda_adv=0.1,
+    dict(type='ICCLDPhaseHook', switch_iter=switch_iter, lambda_adv=0.1,
          lambda_adv_delay_iters=100, lambda_adv_ramp_iters=200),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

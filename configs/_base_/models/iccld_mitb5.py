@@ -7,9 +7,9 @@ model = dict(
     type='ICCLD',
     data_preprocessor=None,  # the UDA wrapper owns it
     pretrained=None,
-    diffusion_stage=1,
+    phase=1,
     loss_ldm_weight=1.0,
-    # step 2: D reads the x0-estimate of the sampler's own K-step chain from m_T ~ N(0, I)
+    # phase 2: D reads the x0-estimate of the sampler's own K-step chain from m_T ~ N(0, I)
     # (what it reads at test time), and L_seg trains every step of that chain
     decoder_input='sampled',
     chain_grad='all',

@@ -1,11 +1,11 @@
-# ICCLD's optimisation: step 1 (DACS on E and D) for 40k iterations, then step 2 (latent
+# ICCLD's optimisation: phase 1 (DACS on E and D) for 40k iterations, then phase 2 (latent
 # diffusion + adversarial alignment) for 40k more, in one run.
 # - The segmentor (E, eps_theta, D) has DAFormer's AdamW settings; one linear warm-up and one
 #   polynomial decay span both steps. eps_theta (UNet and condition projection) starts from
 #   random at the switch and learns at the decode head's 10x, like the other new parts.
 # - The discriminator has its own Adam (AdaptSegNet's and ADVENT's betas) at a constant
 #   learning rate, used from the switch on.
-# - ICCLDStepHook switches to step 2 at 40k, keeps lambda_adv at 0 for 2k iterations (the
+# - ICCLDPhaseHook switches to phase 2 at 40k, keeps lambda_adv at 0 for 2k iterations (the
 #   discriminator learns the domains first), then ramps it over 4k.
 switch_iter = 40000
 max_iters = 80000
@@ -34,7 +34,7 @@ param_scheduler = dict(
     ],
     discriminator=[dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=1)])
 custom_hooks = [
-    dict(type='ICCLDStepHook', switch_iter=switch_iter, lambda_adv=0.1,
+    dict(type='ICCLDPhaseHook', switch_iter=switch_iter, lambda_adv=0.1,
          lambda_adv_delay_iters=2000, lambda_adv_ramp_iters=4000),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)

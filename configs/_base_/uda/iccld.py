@@ -1,5 +1,5 @@
-# ICCLD's two-step adaptation: DACS (every DAFormer detail, from dacs.py) for step 1, plus the
-# latent diffusion and adversarial terms of step 2 (mmseg_iccld/models/uda/iccld_uda.py).
+# ICCLD's two-phase adaptation: DACS (every DAFormer detail, from dacs.py) for phase 1, plus the
+# latent diffusion and adversarial terms of phase 2 (mmseg_iccld/models/uda/iccld_uda.py).
 # The experiment configs wrap their ICCLD segmentor with it:
 #     model = dict(_base_.uda, _delete_=True, model=_base_.model)
 _base_ = ['./dacs.py']

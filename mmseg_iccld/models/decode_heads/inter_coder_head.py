@@ -6,8 +6,8 @@ DAFormer's context recipe: concatenated at stride 4, a depthwise-separable ASPP 
 1, 6, 12, 18) and a 3x3 bottleneck (Hoyer et al., DAFormer, CVPR 2022).
 
 The projection of m_hat0 starts at zero and has no bias, so the head computes the same
-function for any m_hat0 until training moves it: step 2 of ICCLD starts exactly at the
-step-1 model.
+function for any m_hat0 until training moves it: phase 2 of ICCLD starts exactly at the
+phase-1 model.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -95,7 +95,7 @@ class InterCoderHead(BaseDecodeHead):
         Args:
             inputs: Encoder stages, (N, C_i, H / s_i, W / s_i) for s_i = 4, 8, 16, 32.
             image_latent: z0, (N, C_z, h, w) at the latent stride.
-            mask_latent: m_hat0, (N, C_m, h, w); None reads as m_hat0 = 0 (step 1).
+            mask_latent: m_hat0, (N, C_m, h, w); None reads as m_hat0 = 0 (phase 1).
 
         Returns:
             Logits, (N, num_classes, H / 4, W / 4).

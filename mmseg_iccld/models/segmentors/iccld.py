@@ -4,19 +4,18 @@ Yu et al., "Adversarially Domain-adaptive Latent Diffusion for Unsupervised Sema
 Segmentation". E (backbone + the ``LatentProjector`` neck) gives the image latent z0; the
 ``MaskDiffusion`` module holds eps_theta, which denoises the latent of the segmentation map
 conditioned on z0; D decodes z0, the mask estimate m_hat0 and long skips from every encoder
-stage. Training has two phases (``diffusion_stage``): phase 1 trains E and D with D reading
+stage. Training has two phases (``phase``): phase 1 trains E and D with D reading
 m_hat0 = 0; phase 2 adds eps_theta's noise loss (eq. 2, on forward-noised mask latents) and
 D reads a mask estimate: by default the x0-estimate of the sampler's own K-step chain from
 ``m_T ~ N(0, I)``, what it reads at test time (``decoder_input='sampled'``). The UDA loop
 (DACS, eq. 3's discriminator) lives in the UDA wrappers; this class holds the model and
-eq. 1-2.
+eq. 1-2, and ``ICCLDPredictor`` its prediction.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import ConfigDict
-from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import (ConfigType, ForwardResults, OptConfigType, OptMultiConfig,
@@ -25,11 +24,11 @@ from torch import Tensor
 
 from ..diffusion import DiffusionDraw
 from ..losses.iccld_losses import loss_chain, loss_ldm
+from .iccld_legacy import check_layout, rename_legacy_keys
+from .iccld_predictor import ICCLDPredictor
 
 DECODER_INPUTS = ('sampled', 'noised_label')
 CHAIN_GRADS = dict(all=None, last=1, none=0)  # -> grad_steps of MaskDiffusion.sample
-# parameters of eps_theta in checkpoints written before MaskDiffusion held them
-LEGACY_PREFIXES = ('neck.unet.', 'neck.cond_proj.')
 
 
 @dataclass
@@ -49,7 +48,7 @@ class ICCLDOutput:
 
 
 @MODELS.register_module()
-class ICCLD(EncoderDecoder):
+class ICCLD(ICCLDPredictor, EncoderDecoder):
     """E (backbone + ``LatentProjector`` neck) + ``MaskDiffusion`` + ``InterCoderHead`` (D).
 
     Test settings (``test_cfg``): ``mode`` ('whole' or 'slide', with ``crop_size`` and
@@ -69,7 +68,7 @@ class ICCLD(EncoderDecoder):
         data_preprocessor: Data preprocessor config (None when a UDA wrapper owns it).
         pretrained: Path of pretrained backbone weights.
         init_cfg: mmengine initialisation config.
-        diffusion_stage: Initial training phase, 1 or 2.
+        phase: Initial training phase, 1 or 2.
         loss_ldm_weight: Weight of eq. 2 in the loss dict.
         detach_mask_estimate: Stop L_seg's gradient at m_hat0, so eps_theta learns from eq. 2
             (and eq. 3) only. Needed with ``decoder_input='noised_label'`` and epsilon
@@ -86,6 +85,14 @@ class ICCLD(EncoderDecoder):
             earlier steps run without gradient) or ``'none'``.
         chain_loss_weight: Weight of :func:`loss_chain` (the chain's estimate against the
             label code, in every pass that runs the chain); 0 (the paper) leaves it out.
+        phase1_ldm_weight: Weight of eq. 2 in phase 1, on z0 detached: eps_theta learns to
+            denoise while E and D train as in the paper's step 1, so that phase 2 starts
+            from a trained denoiser instead of a random one. 0 (the paper) leaves eps_theta
+            untrained until the switch.
+        phase2_frozen: Names of submodules that stop training in phase 2 (parameters
+            without gradient, modules in eval mode), e.g. ``('backbone', 'neck')`` for E.
+            Empty (default): E and D keep training beside eps_theta.
+        diffusion_stage: The earlier name of ``phase`` (configs dumped with it still build).
     """
 
     def __init__(self,
@@ -99,13 +106,16 @@ class ICCLD(EncoderDecoder):
                  data_preprocessor: OptConfigType = None,
                  pretrained: Optional[str] = None,
                  init_cfg: OptMultiConfig = None,
-                 diffusion_stage: int = 1,
+                 phase: int = 1,
                  loss_ldm_weight: float = 1.0,
                  detach_mask_estimate: bool = False,
                  decoder_input: str = 'sampled',
                  train_sampling_steps: Optional[int] = None,
                  chain_grad: str = 'all',
-                 chain_loss_weight: float = 0.0):
+                 chain_loss_weight: float = 0.0,
+                 phase1_ldm_weight: float = 0.0,
+                 phase2_frozen: Sequence[str] = (),
+                 diffusion_stage: Optional[int] = None):
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -134,52 +144,73 @@ class ICCLD(EncoderDecoder):
         self.train_sampling_steps = train_sampling_steps
         self.chain_grad = chain_grad
         self.chain_loss_weight = chain_loss_weight
+        self.phase1_ldm_weight = phase1_ldm_weight
+        for name in phase2_frozen:
+            if not isinstance(getattr(self, name, None), torch.nn.Module):
+                raise ValueError(f'phase2_frozen names {name!r}, which is not a submodule '
+                                 f'of ICCLD (backbone, neck, diffusion, decode_head)')
+        self.phase2_frozen = tuple(phase2_frozen)
+        self._frozen_params: List[torch.nn.Parameter] = []
         # a buffer, so checkpoints (and resumed runs) know which phase they are in; the
         # forward passes read its host copy, so they never wait for the device
-        self.register_buffer('diffusion_stage', torch.tensor(1, dtype=torch.long))
-        self._stage = 1
-        self.set_diffusion_stage(diffusion_stage)
+        self.register_buffer('phase', torch.tensor(1, dtype=torch.long))
+        self._phase = 1
+        self.set_phase(phase if diffusion_stage is None else diffusion_stage)
 
-    def set_diffusion_stage(self, stage: int) -> None:
+    def set_phase(self, phase: int) -> None:
         """Switch between phase 1 (D reads m_hat0 = 0) and phase 2 (latent diffusion).
 
         Args:
-            stage: 1 or 2.
+            phase: 1 or 2.
         """
-        if stage not in (1, 2):
-            raise ValueError(f'diffusion_stage must be 1 or 2, got {stage}')
-        self.diffusion_stage.fill_(stage)
-        self._stage = stage
+        if phase not in (1, 2):
+            raise ValueError(f'phase must be 1 or 2, got {phase}')
+        self.phase.fill_(phase)
+        self._phase = phase
+        self._freeze_for_phase()
+
+    def _freeze_for_phase(self) -> None:
+        """Stop (phase 2) or restore (phase 1) the training of ``phase2_frozen``."""
+        frozen = self._phase == 2 and bool(self.phase2_frozen)
+        if frozen and not self._frozen_params:
+            self._frozen_params = [p for name in self.phase2_frozen
+                                   for p in getattr(self, name).parameters() if p.requires_grad]
+            for param in self._frozen_params:
+                param.requires_grad_(False)
+        elif not frozen and self._frozen_params:
+            for param in self._frozen_params:
+                param.requires_grad_(True)
+            self._frozen_params = []
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> 'ICCLD':
+        """nn.Module's train, with the modules frozen in phase 2 kept in eval mode."""
+        super().train(mode)
+        if getattr(self, '_phase', 1) == 2:
+            for name in self.phase2_frozen:
+                getattr(self, name).eval()
+        return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        legacy = [k for k in state_dict
-                  if k.startswith(tuple(prefix + p for p in LEGACY_PREFIXES))]
-        if legacy:
-            raise KeyError(
-                f'{legacy[0]}: a checkpoint of the earlier ICCLD layout (eps_theta inside the '
-                'neck, epsilon prediction, D trained on noised labels); this version keeps '
-                "eps_theta in 'diffusion' and trains phase 2 differently, so retrain it")
+        rename_legacy_keys(state_dict, prefix)
+        check_layout(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._stage = int(self.diffusion_stage)  # the phase the checkpoint was in
+        self._phase = int(self.phase)  # the phase the checkpoint was in
+        self._freeze_for_phase()
 
     @property
-    def current_stage(self) -> int:
-        """The training phase, 1 or 2: the ``diffusion_stage`` buffer, read on the host.
+    def current_phase(self) -> int:
+        """The training phase, 1 or 2: the ``phase`` buffer, read on the host.
 
-        The buffer changes only through :meth:`set_diffusion_stage` and checkpoint loading,
-        which both update this copy.
+        The buffer changes only through :meth:`set_phase` and checkpoint loading, which both
+        update this copy.
         """
-        return self._stage
+        return self._phase
 
     @property
-    def in_stage2(self) -> bool:
+    def in_phase2(self) -> bool:
         """Whether the model is in phase 2 (latent diffusion)."""
-        return self._stage == 2
-
-    @property
-    def num_inference_steps(self) -> int:
-        """K, the DDIM steps of prediction; always 0 in phase 1."""
-        return self.test_cfg.get('num_inference_steps', 3) if self.in_stage2 else 0
+        return self._phase == 2
 
     @property
     def chain_steps(self) -> int:
@@ -187,11 +218,6 @@ class ICCLD(EncoderDecoder):
         if self.train_sampling_steps is not None:
             return self.train_sampling_steps
         return max(1, self.test_cfg.get('num_inference_steps', 3))
-
-    @property
-    def num_samples(self) -> int:
-        """S, the noise draws averaged by prediction."""
-        return self.test_cfg.get('num_samples', 1)
 
     def forward(self,
                 inputs: Tensor,
@@ -258,7 +284,8 @@ class ICCLD(EncoderDecoder):
                 ``seg_weight`` (PixelData (1, H, W)).
             draw: eps, t and m_T of this pass (phase 2); drawn when None.
             with_seg: Decode with D and compute L_seg; False skips D entirely.
-            with_ldm: Compute L_ldm (phase 2 only); None means in phase 2.
+            with_ldm: Compute L_ldm; None: in phase 2, and in phase 1 with a
+                ``phase1_ldm_weight`` (there on z0 detached, with a draw of its own).
             with_sample: Also run the sampler's chain when D does not read it (eq. 3 on the
                 chain's x0-estimate of a batch without L_seg).
             condition_grad: Whether gradients flow into E (backbone and projector) through
@@ -273,17 +300,14 @@ class ICCLD(EncoderDecoder):
             stages, image_latent = self.encode(inputs)
         output = ICCLDOutput()
         label_estimate = None
-        if self.in_stage2:
+        if self.in_phase2:
             diffusion = self.diffusion
             if draw is None:
                 draw = diffusion.draw(image_latent)
             diffusion.check_draw(draw, image_latent)
             output.draw = draw
-            mask_latent, weight = diffusion.training_targets(data_samples,
-                                                             image_latent.shape[2:])
-            noisy_mask = diffusion.add_noise(mask_latent, draw.noise, draw.timesteps)
-            output.noise_pred, label_estimate = diffusion.denoise(noisy_mask, image_latent,
-                                                                  draw.timesteps)
+            mask_latent, weight, output.noise_pred, label_estimate = self._denoise_labels(
+                image_latent, data_samples, draw)
             if with_ldm is None or with_ldm:
                 output.losses['loss_ldm'] = self.loss_ldm_weight * loss_ldm(
                     output.noise_pred, draw.noise, weight)
@@ -293,13 +317,16 @@ class ICCLD(EncoderDecoder):
                 if self.chain_loss_weight > 0:
                     output.losses['loss_chain'] = self.chain_loss_weight * loss_chain(
                         output.sample, mask_latent, weight)
-        elif with_ldm:
-            raise ValueError('eq. 2 (with_ldm) needs phase 2 (diffusion_stage 2)')
+        elif with_ldm or (with_ldm is None and self.phase1_ldm_weight > 0):
+            if self.phase1_ldm_weight <= 0:
+                raise ValueError('eq. 2 (with_ldm) in phase 1 needs phase1_ldm_weight > 0')
+            output.losses['loss_ldm'] = self.phase1_ldm_weight * self._phase1_ldm(
+                image_latent.detach(), data_samples)
         if not with_seg:
             return output
 
         mask_estimate = None
-        if self.in_stage2:
+        if self.in_phase2:
             mask_estimate = (output.sample if self.decoder_input == 'sampled' else
                              label_estimate)
             if self.detach_mask_estimate:
@@ -311,83 +338,35 @@ class ICCLD(EncoderDecoder):
             output.losses.update(self._auxiliary_head_forward_train(stages, data_samples))
         return output
 
-    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """z0 = E(x); K DDIM steps from seeded noise to m_hat0; logits = D(z0 ++ m_hat0, skips).
-
-        Args:
-            inputs: Images or slide crops, (N, 3, H, W).
-            batch_img_metas: Image meta information.
-
-        Returns:
-            Logits (S = 1) or log of the mean softmax over S draws (S > 1), (N, C, H, W).
-        """
-        stages, image_latent = self.encode(inputs)
-        estimates = self._test_mask_estimates(image_latent, self.num_samples)
-        if self.num_samples == 1:
-            return self.decode_head.predict((stages, image_latent, estimates[0]),
-                                            batch_img_metas, self.test_cfg)
-        mean_prob = 0
-        for mask_estimate in estimates:
-            logits = self.decode_head.predict((stages, image_latent, mask_estimate),
-                                              batch_img_metas, self.test_cfg)
-            mean_prob = mean_prob + logits.softmax(dim=1) / len(estimates)
-        # the log keeps argmax and softmax of the mean; tiny keeps later resizing finite
-        return mean_prob.clamp_min(torch.finfo(mean_prob.dtype).tiny).log()
-
-    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
-        """D's logits for the first noise draw, without post-processing.
-
-        Args:
-            inputs: Images, (N, 3, H, W).
-            data_samples: Unused.
-
-        Returns:
-            Logits, (N, C, H / 4, W / 4).
-        """
-        stages, image_latent = self.encode(inputs)
-        mask_estimate = self._test_mask_estimates(image_latent, num_samples=1)[0]
-        return self.decode_head.forward(stages, image_latent, mask_estimate)
-
-    def postprocess_result(self,
-                           seg_logits: Tensor,
-                           data_samples: OptSampleList = None) -> SampleList:
-        """mmseg's post-processing, plus ``uncertainty`` (1, H, W) when S > 1.
-
-        The uncertainty is the entropy of the mean softmax, at the original image size.
-
-        Args:
-            seg_logits: Output of ``inference``, (N, C, H, W).
-            data_samples: Seg data samples, or None.
-
-        Returns:
-            Data samples with ``seg_logits``, ``pred_sem_seg`` and, for S > 1,
-            ``uncertainty``.
-        """
-        data_samples = super().postprocess_result(seg_logits, data_samples)
-        if self.num_samples > 1:
-            for sample in data_samples:
-                prob = sample.seg_logits.data.softmax(dim=0)
-                entropy = -torch.special.xlogy(prob, prob).sum(dim=0, keepdim=True)
-                sample.set_data({'uncertainty': PixelData(data=entropy)})
-        return data_samples
-
-    def _test_mask_estimates(self, image_latent: Tensor,
-                             num_samples: int) -> List[Optional[Tensor]]:
-        """The mask latents D reads at test time, one per draw; [None] (m_hat0 = 0) at K = 0.
-
-        Every image gets the same draws of m_T from a generator seeded by ``test_cfg.seed``,
-        so a prediction depends neither on the batch nor on earlier calls.
+    def _denoise_labels(self, image_latent: Tensor, data_samples: SampleList,
+                        draw: DiffusionDraw) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """eps_theta on the forward-noised label code of ``data_samples`` (eq. 2's input).
 
         Args:
             image_latent: z0, (N, C_z, h, w).
-            num_samples: S, the number of draws.
+            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
+            draw: eps and t of the noising.
 
         Returns:
-            S tensors m_hat0, (N, C_m, h, w), or [None].
+            The label code m0 and its pixel weight, eps_hat and the x0-estimate.
         """
-        num_steps = self.num_inference_steps
-        if num_steps == 0:
-            return [None]
-        noise = self.diffusion.seeded_noise(image_latent, num_samples,
-                                            self.test_cfg.get('seed', 0))
-        return [self.diffusion.sample(image_latent, draw, num_steps) for draw in noise]
+        mask_latent, weight = self.diffusion.training_targets(data_samples,
+                                                              image_latent.shape[2:])
+        noisy_mask = self.diffusion.add_noise(mask_latent, draw.noise, draw.timesteps)
+        noise_pred, label_estimate = self.diffusion.denoise(noisy_mask, image_latent,
+                                                            draw.timesteps)
+        return mask_latent, weight, noise_pred, label_estimate
+
+    def _phase1_ldm(self, image_latent: Tensor, data_samples: SampleList) -> Tensor:
+        """Eq. 2 with a fresh draw, for ``phase1_ldm_weight`` (z0 given detached).
+
+        Args:
+            image_latent: z0 without graph, (N, C_z, h, w).
+            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
+
+        Returns:
+            The unweighted L_ldm.
+        """
+        draw = self.diffusion.draw(image_latent)
+        _, weight, noise_pred, _ = self._denoise_labels(image_latent, data_samples, draw)
+        return loss_ldm(noise_pred, draw.noise, weight)

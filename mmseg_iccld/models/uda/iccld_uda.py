@@ -1,6 +1,6 @@
-"""ICCLD's two-step domain adaptation (paper, Fig. 1) on top of DACS.
+"""ICCLD's two-phase domain adaptation (paper, Fig. 1) on top of DACS.
 
-Step 1 is DACS on E and D (``ICCLD.diffusion_stage == 1``; D reads m_hat0 = 0). Step 2 adds,
+Phase 1 is DACS on E and D (``ICCLD.phase == 1``; D reads m_hat0 = 0). Phase 2 adds,
 per iteration, with one draw (eq. 2's ``t`` and ``eps``, the chain's ``m_T``) shared by the
 three domains:
 
@@ -40,11 +40,11 @@ GENERATOR_LOSSES = dict(kl=loss_adv_generator, uniform_ce=loss_adv_generator_uni
 
 @MODELS.register_module()
 class ICCLDUDA(DACS):
-    """DACS around an ``ICCLD`` segmentor, plus the diffusion and adversarial terms of step 2.
+    """DACS around an ``ICCLD`` segmentor, plus the diffusion and adversarial terms of phase 2.
 
-    The training step (1 or 2) and the adversarial weight are set by ``ICCLDStepHook``
-    through :meth:`set_training_step`; the step lives in the student's ``diffusion_stage``
-    buffer, so checkpoints carry it. Step 2 needs an ``OptimWrapperDict`` with ``'model'``
+    The training phase (1 or 2) and the adversarial weight are set by ``ICCLDPhaseHook``
+    through :meth:`set_phase`; the phase lives in the student's ``phase`` buffer, so
+    checkpoints carry it. Phase 2 needs an ``OptimWrapperDict`` with ``'model'``
     and ``'discriminator'`` (``MultiOptimWrapperConstructor``).
 
     Args:
@@ -62,7 +62,7 @@ class ICCLDUDA(DACS):
             (an ego-vehicle band) cannot be what it learns.
         generator_loss: ``'kl'``: ``KL(f_dis || U)`` (eq. 3 as written; flat near uniform)
             or ``'uniform_ce'``: ``KL(U || f_dis)``, the non-saturating reading.
-        teacher_num_inference_steps: K of the teacher's pseudo-labels in step 2; None uses
+        teacher_num_inference_steps: K of the teacher's pseudo-labels in phase 2; None uses
             the teacher's test K.
         **kwargs: The arguments of :class:`DACS`.
     """
@@ -77,8 +77,8 @@ class ICCLDUDA(DACS):
                  teacher_num_inference_steps: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(model=model, **kwargs)
-        if not hasattr(self.student, 'set_diffusion_stage'):
-            raise TypeError(f'ICCLDUDA needs an ICCLD segmentor (with diffusion stages), '
+        if not hasattr(self.student, 'set_phase'):
+            raise TypeError(f'ICCLDUDA needs an ICCLD segmentor (with training phases), '
                             f'got {type(self.student).__name__}')
         if adv_input not in ADV_INPUTS:
             raise ValueError(f'adv_input must be one of {ADV_INPUTS}, got {adv_input!r}')
@@ -97,40 +97,40 @@ class ICCLDUDA(DACS):
         self.lambda_adv = 0.0
 
     @property
-    def training_step(self) -> int:
-        """The current training step, 1 or 2 (the student's diffusion stage)."""
-        return self.student.current_stage
+    def phase(self) -> int:
+        """The current training phase, 1 or 2 (the student's ``phase`` buffer)."""
+        return self.student.current_phase
 
-    def set_training_step(self, step: int, lambda_adv: float = 0.0) -> None:
-        """Switch student and teacher to step 1 or 2 and set the adversarial weight.
+    def set_phase(self, phase: int, lambda_adv: float = 0.0) -> None:
+        """Switch student and teacher to phase 1 or 2 and set the adversarial weight.
 
         Args:
-            step: 1 (DACS on E and D) or 2 (latent diffusion and adversarial alignment).
+            phase: 1 (DACS on E and D) or 2 (latent diffusion and adversarial alignment).
             lambda_adv: Weight of the generator's KL term (eq. 3).
         """
-        self.student.set_diffusion_stage(step)
-        self.teacher.module.set_diffusion_stage(step)
+        self.student.set_phase(phase)
+        self.teacher.module.set_phase(phase)
         self.lambda_adv = float(lambda_adv)
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:
-        """One iteration of step 1 (DACS) or step 2 (module docstring).
+        """One iteration of phase 1 (DACS) or phase 2 (module docstring).
 
         Args:
             data: A UDA batch (``inputs``, ``data_samples``, ``target_inputs``,
                 ``target_data_samples``).
-            optim_wrapper: ``OptimWrapperDict`` with ``'model'`` (and, for step 2,
-                ``'discriminator'``), or the student's wrapper alone in step 1.
+            optim_wrapper: ``OptimWrapperDict`` with ``'model'`` (and, for phase 2,
+                ``'discriminator'``), or the student's wrapper alone in phase 1.
 
         Returns:
             Detached log variables: ``loss``, ``src.*``, ``mix.*``, ``tgt.*``, ``dis.*``
             (discriminator loss and accuracy per domain), ``pseudo_weight``, ``lambda_adv``.
         """
-        if self.training_step == 1:
+        if self.phase == 1:
             return super().train_step(data, optim_wrapper)
         if not (isinstance(optim_wrapper, OptimWrapperDict)
                 and 'discriminator' in optim_wrapper.keys()):
-            raise KeyError('ICCLD step 2 trains a discriminator: configure optim_wrapper '
+            raise KeyError('ICCLD phase 2 trains a discriminator: configure optim_wrapper '
                            "with constructor='MultiOptimWrapperConstructor' and the keys "
                            "'model' and 'discriminator'")
         model_wrapper = optim_wrapper['model']
@@ -187,7 +187,7 @@ class ICCLDUDA(DACS):
     def teacher_logits(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
         """The teacher's logits, decoded with ``teacher_num_inference_steps`` when set."""
         steps = self.teacher_num_inference_steps
-        if steps is None or not self.teacher.module.in_stage2:
+        if steps is None or not self.teacher.module.in_phase2:
             return super().teacher_logits(inputs, data_samples)
         test_cfg = self.teacher.module.test_cfg
         configured = test_cfg.get('num_inference_steps', 3)
