@@ -5,6 +5,6 @@ train_dataloader = dict(
     dataset=dict(
         _delete_=True,
         type='GTA5Dataset',
-        data_root={{_base_.gta_data_root}},
+        data_root={{_base_.source_data_root}},
         data_prefix=dict(img_path='images', seg_map_path='labels'),
-        pipeline={{_base_.gta_train_pipeline}}))
+        pipeline={{_base_.source_train_pipeline}}))

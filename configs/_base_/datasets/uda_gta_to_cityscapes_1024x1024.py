@@ -1,61 +1,24 @@
 # GTA5 (source, labelled) -> Cityscapes (target, unlabelled) at HRDA's resolution:
 # GTA5 resized to 2560x1440, Cityscapes to 2048x1024, 1024x1024 crops; validation on
 # Cityscapes val at 2048x1024 (the model config chooses whole or slide inference).
-# Prepare the data with tools/convert_datasets/{gta,cityscapes}.py (docs/datasets.md).
-gta_data_root = 'data/gta'
-cityscapes_data_root = 'data/cityscapes'
+# DAFormer's resolution (uda_gta_to_cityscapes_512x512.py) with every scale and crop doubled.
+_base_ = ['./uda_gta_to_cityscapes_512x512.py']
 crop_size = (1024, 1024)
-gta_train_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='Resize', scale=(2560, 1440), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-# Target labels are loaded for inspection only; the UDA wrappers never train on them.
-cityscapes_train_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='PackSegInputs'),
-]
+source_train_pipeline = [
+    dict(t, scale=(2560, 1440)) if t.type == 'Resize' else
+    dict(t, crop_size=crop_size) if t.type == 'RandomCrop' else t
+    for t in _base_.source_train_pipeline]
+target_train_pipeline = [
+    dict(t, scale=(2048, 1024)) if t.type == 'Resize' else
+    dict(t, crop_size=crop_size) if t.type == 'RandomCrop' else t
+    for t in _base_.target_train_pipeline]
+test_pipeline = [dict(t, scale=(2048, 1024)) if t.type == 'Resize' else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='UDADataset',
-        source=dict(
-            type='GTA5Dataset',
-            data_root=gta_data_root,
-            data_prefix=dict(img_path='images', seg_map_path='labels'),
-            pipeline=gta_train_pipeline),
-        target=dict(
-            type='CityscapesDataset',
-            data_root=cityscapes_data_root,
-            data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-            pipeline=cityscapes_train_pipeline),
-        rare_class_sampling=dict(class_temp=0.01, min_pixels=3000, min_crop_ratio=2.0)))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CityscapesDataset',
-        data_root=cityscapes_data_root,
-        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
-        pipeline=test_pipeline))
+        source=dict(pipeline=source_train_pipeline),
+        target=dict(pipeline=target_train_pipeline),
+        # HRDA's rare-class crops may be larger than the crop (context view)
+        rare_class_sampling=dict(min_crop_ratio=2.0)))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

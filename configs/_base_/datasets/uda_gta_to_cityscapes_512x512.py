@@ -2,10 +2,12 @@
 # GTA5 resized to 1280x720, Cityscapes to 1024x512, 512x512 crops; validation on Cityscapes
 # val at 1024x512.
 # Prepare the data with tools/convert_datasets/{gta,cityscapes}.py (docs/datasets.md).
-gta_data_root = 'data/gta'
-cityscapes_data_root = 'data/cityscapes'
+# The other UDA dataset configs inherit this one and change only what differs: the source
+# (uda_synthia_*), the resolution (*_1024x1024) or both; the pipelines they rescale are these.
+source_data_root = 'data/gta'
+target_data_root = 'data/cityscapes'
 crop_size = (512, 512)
-gta_train_pipeline = [
+source_train_pipeline = [
     dict(type='LoadImageFromFileChecked'),
     dict(type='LoadAnnotationsChecked'),
     dict(type='Resize', scale=(1280, 720), keep_ratio=True),
@@ -14,7 +16,7 @@ gta_train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 # Target labels are loaded for inspection only; the UDA wrappers never train on them.
-cityscapes_train_pipeline = [
+target_train_pipeline = [
     dict(type='LoadImageFromFileChecked'),
     dict(type='LoadAnnotationsChecked'),
     dict(type='Resize', scale=(1024, 512), keep_ratio=True),
@@ -37,14 +39,14 @@ train_dataloader = dict(
         type='UDADataset',
         source=dict(
             type='GTA5Dataset',
-            data_root=gta_data_root,
+            data_root=source_data_root,
             data_prefix=dict(img_path='images', seg_map_path='labels'),
-            pipeline=gta_train_pipeline),
+            pipeline=source_train_pipeline),
         target=dict(
             type='CityscapesDataset',
-            data_root=cityscapes_data_root,
+            data_root=target_data_root,
             data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-            pipeline=cityscapes_train_pipeline),
+            pipeline=target_train_pipeline),
         rare_class_sampling=dict(class_temp=0.01, min_pixels=3000, min_crop_ratio=0.5)))
 val_dataloader = dict(
     batch_size=1,
@@ -53,7 +55,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='CityscapesDataset',
-        data_root=cityscapes_data_root,
+        data_root=target_data_root,
         data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader

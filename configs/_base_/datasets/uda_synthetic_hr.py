@@ -4,33 +4,20 @@
 # validation on the target val split at 512x256.
 _base_ = ['./uda_synthetic.py']
 crop_size = (256, 256)
-gta_train_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='Resize', scale=(512, 288), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-# Target labels are loaded for inspection only; the UDA wrappers never train on them.
-cityscapes_train_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='Resize', scale=(512, 256), keep_ratio=True),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='PackSegInputs'),
-]
+source_train_pipeline = [
+    dict(t, scale=(512, 288)) if t.type == 'Resize' else
+    dict(t, crop_size=crop_size) if t.type == 'RandomCrop' else t
+    for t in _base_.source_train_pipeline]
+target_train_pipeline = [
+    dict(t, scale=(512, 256)) if t.type == 'Resize' else
+    dict(t, crop_size=crop_size) if t.type == 'RandomCrop' else t
+    for t in _base_.target_train_pipeline]
+test_pipeline = [dict(t, scale=(512, 256)) if t.type == 'Resize' else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(
     dataset=dict(
-        source=dict(pipeline=gta_train_pipeline),
-        target=dict(pipeline=cityscapes_train_pipeline),
+        source=dict(pipeline=source_train_pipeline),
+        target=dict(pipeline=target_train_pipeline),
         # HRDA's min_pixels=3000 is for 1024x1024 crops; scaled by the crop area:
         # 3000 * (256 * 256) / (1024 * 1024) = 187.5 -> 188 (as uda_synthetic.py's 128x128
         # crops of DAFormer's 512x512), with HRDA's min_crop_ratio 2.0.

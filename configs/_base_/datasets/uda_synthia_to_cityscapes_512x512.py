@@ -2,61 +2,18 @@
 # resolution: Synthia resized to 1280x760, Cityscapes to 1024x512, 512x512 crops; validation
 # on Cityscapes val at 1024x512.
 # Prepare the data with tools/convert_datasets/{synthia,cityscapes}.py (docs/datasets.md).
-synthia_data_root = 'data/synthia'
-cityscapes_data_root = 'data/cityscapes'
-crop_size = (512, 512)
-synthia_train_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='Resize', scale=(1280, 760), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-# Target labels are loaded for inspection only; the UDA wrappers never train on them.
-cityscapes_train_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFileChecked'),
-    dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-    dict(type='LoadAnnotationsChecked'),
-    dict(type='PackSegInputs'),
-]
+# uda_gta_to_cityscapes_512x512.py with Synthia as the source and its 16-class evaluation.
+_base_ = ['./uda_gta_to_cityscapes_512x512.py']
+source_data_root = 'data/synthia'
+source_train_pipeline = [dict(t, scale=(1280, 760)) if t.type == 'Resize' else t
+                         for t in _base_.source_train_pipeline]
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='UDADataset',
         source=dict(
             type='SynthiaDataset',
-            data_root=synthia_data_root,
+            data_root=source_data_root,
             data_prefix=dict(img_path='RGB', seg_map_path='GT/LABELS'),
-            pipeline=synthia_train_pipeline),
-        target=dict(
-            type='CityscapesDataset',
-            data_root=cityscapes_data_root,
-            data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-            pipeline=cityscapes_train_pipeline),
-        rare_class_sampling=dict(class_temp=0.01, min_pixels=3000, min_crop_ratio=0.5)))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CityscapesDataset',
-        data_root=cityscapes_data_root,
-        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
+            pipeline=source_train_pipeline)))
 # mIoU over Synthia's 16 classes and over 13 (without wall, fence, pole), per-class table.
-val_evaluator = dict(type='SynthiaIoUMetric')
+val_evaluator = dict(_delete_=True, type='SynthiaIoUMetric')
 test_evaluator = val_evaluator

@@ -1,6 +1,7 @@
 # A DAFormer-shaped model small enough to train on CPU: a 4-stage MiT with one block per
 # stage and 16/32/80/128 channels, and a DAFormerHead with 32-channel embeddings.
 # Trained from scratch: no pretrained file exists at this size.
+_base_ = ['./mit_tiny.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -14,21 +15,6 @@ data_preprocessor = dict(
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='MixVisionTransformer',
-        in_channels=3,
-        embed_dims=16,
-        num_stages=4,
-        num_layers=[1, 1, 1, 1],
-        num_heads=[1, 2, 5, 8],
-        patch_sizes=[7, 3, 3, 3],
-        sr_ratios=[8, 4, 2, 1],
-        out_indices=(0, 1, 2, 3),
-        mlp_ratio=4,
-        qkv_bias=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.1),
     decode_head=dict(
         type='DAFormerHead',
         in_channels=[16, 32, 80, 128],

@@ -1,5 +1,6 @@
-# A tiny ICCLD for CPU training on 128x128 crops: MiT with 16-192 channels and one layer per
-# stage, a 2-level UNet and a narrow head. No pretrained weights.
+# A tiny ICCLD for CPU training on 128x128 crops: the tiny MiT of mit_tiny.py (16-128 channels,
+# one layer per stage), a 2-level UNet and a narrow head. No pretrained weights.
+_base_ = ['./mit_tiny.py']
 norm_cfg = dict(type='BN', requires_grad=True)
 num_classes = 19
 model = dict(
@@ -13,21 +14,6 @@ model = dict(
     decoder_input='sampled',
     chain_grad='all',
     detach_mask_estimate=False,
-    backbone=dict(
-        type='MixVisionTransformer',
-        in_channels=3,
-        embed_dims=16,
-        num_stages=4,
-        num_layers=[1, 1, 1, 1],
-        num_heads=[1, 2, 5, 8],
-        patch_sizes=[7, 3, 3, 3],
-        sr_ratios=[8, 4, 2, 1],
-        out_indices=(0, 1, 2, 3),
-        mlp_ratio=4,
-        qkv_bias=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.1),
     neck=dict(
         type='LatentProjector',
         in_channels=[16, 32, 80, 128],
