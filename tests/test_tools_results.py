@@ -20,7 +20,7 @@ def test_method_plan_takes_per_method_seeds():
         uda_results.method_plan(['hrda:a'], [0])
 
 
-def test_iccld_runs_switch_to_step2_halfway_and_the_control_never():
+def test_iccld_runs_switch_to_phase2_halfway_and_the_control_never():
     options = uda_results.train_options('iccld', 300, 7)
     assert 'randomness.seed=7' in options
     assert 'train_cfg.max_iters=300' in options
@@ -105,3 +105,32 @@ def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, mon
     metrics.parent.mkdir(parents=True)
     metrics.write_text('{}')
     assert uda_results.reusable_run('daformer', 1, args) is None
+
+
+def test_a_trained_run_whose_test_failed_is_tested_again_not_retrained(tmp_path, monkeypatch):
+    monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
+    args = uda_results.parse_args(['--iters', '300', '--work-root', 'runs'])
+    work_dir = tmp_path / 'runs' / 'daformer_seed3'
+    work_dir.mkdir(parents=True)
+    (work_dir / 'iter_300.pth').write_bytes(b'')
+    config = tmp_path / uda_results.METHODS['daformer']
+    config.parent.mkdir(parents=True)
+    config.write_text('')
+    commands = []
+
+    def fake_run(command, log_path):
+        commands.append(command[1])
+        (work_dir / 'test').mkdir(exist_ok=True)
+        (work_dir / 'test' / 'metrics.json').write_text('{"mIoU": 61.0}')
+
+    monkeypatch.setattr(uda_results, 'run', fake_run)
+    metrics = uda_results.train_and_test('daformer', 3, args)
+    assert commands == ['tools/test.py']
+    assert metrics['mIoU'] == 61.0 and metrics['train_seconds'] is None
+    # without the final checkpoint the run trains first
+    (work_dir / 'iter_300.pth').unlink()
+    (work_dir / 'test' / 'metrics.json').unlink()
+    (work_dir / 'last_checkpoint').write_text('runs/daformer_seed3/iter_300.pth')
+    commands.clear()
+    uda_results.train_and_test('daformer', 3, args)
+    assert commands == ['tools/train.py', 'tools/test.py']

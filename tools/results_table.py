@@ -21,7 +21,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.uda_results import LABELS  # noqa: E402
+from tools.uda_report import LABELS  # noqa: E402
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
 
 

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
 import time
@@ -48,29 +47,10 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tools._common import exit_on_user_error  # noqa: E402
+from tools.uda_report import METHODS, per_class_iou, summarise, to_markdown  # noqa: E402
 
-# method name -> config on the generated benchmark
-METHODS = {
-    'source_only': 'configs/synthetic/source_only_tiny.py',
-    'daformer': 'configs/synthetic/daformer_tiny.py',
-    'iccld': 'configs/synthetic/iccld_tiny.py',
-    'iccld_step1': 'configs/synthetic/iccld_tiny.py',
-    'hrda': 'configs/synthetic/hrda_tiny.py',
-    'mic': 'configs/synthetic/mic_tiny.py',
-}
-LABELS = {
-    'source_only': 'source only',
-    'daformer': 'DACS (DAFormer)',
-    'iccld': 'ICCLD',
-    'iccld_step1': 'ICCLD, phase 1 only (control)',
-    'hrda': 'HRDA',
-    'mic': 'MIC (HRDA)',
-}
 # methods that train the ICCLD config (they share phase 1 for a seed)
 ICCLD_METHODS = ('iccld', 'iccld_step1')
-CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
-           'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
-           'bus', 'train', 'motorcycle', 'bicycle')
 
 
 def parse_args(argv=None):
@@ -141,6 +121,12 @@ def phase1_checkpoint(seed: int, args) -> str:
         if osp.isfile(osp.join(ROOT, path)):
             return path
     return ''
+
+
+def final_checkpoint(work_dir: str, iters: int) -> str:
+    """The checkpoint of the last iteration when a run's training finished, or ''."""
+    path = osp.join(work_dir, f'iter_{iters}.pth')
+    return path if osp.isfile(osp.join(ROOT, path)) else ''
 
 
 def run(command: list, log_path: str) -> None:
@@ -228,123 +214,31 @@ def train_and_test(method: str, seed: int, args) -> dict:
     if args.share_phase1 and method in ICCLD_METHODS:
         donor = phase1_checkpoint(seed, args)
         if donor and osp.abspath(osp.dirname(donor)) != osp.abspath(work_dir):
-            print(f'[results] {method}, seed {seed}: phase 1 from {donor}', flush=True)
             resume = ['--resume', donor]
-    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir] + resume +
-        ['--cfg-options'] + options, osp.join(ROOT, work_dir, 'train.out'))
-    train_s = time.time() - start
-    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
-        checkpoint = f.read().strip()
+    checkpoint = final_checkpoint(work_dir, args.iters)
+    train_s = None
+    if checkpoint and not args.fresh:  # trained before, its test did not finish
+        print(f'[results] {method}, seed {seed}: trained already, testing {checkpoint}',
+              flush=True)
+    else:
+        if resume:
+            print(f'[results] {method}, seed {seed}: phase 1 from {resume[1]}', flush=True)
+        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir] + resume +
+            ['--cfg-options'] + options, osp.join(ROOT, work_dir, 'train.out'))
+        train_s = round(time.time() - start, 1)
+        with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
     run([sys.executable, 'tools/test.py', trained_config(method, work_dir), checkpoint,
          '--work-dir', osp.join(work_dir, 'test')], osp.join(ROOT, work_dir, 'test.out'))
     with open(osp.join(ROOT, metrics_path)) as f:
         metrics = json.load(f)
-    metrics['train_seconds'] = round(train_s, 1)
+    metrics['train_seconds'] = train_s
     metrics['resumed_from'] = resume[1] if resume else None
     metrics['seed'] = seed
     metrics['iters'] = args.iters
     with open(osp.join(ROOT, metrics_path), 'w') as f:
         json.dump(metrics, f, indent=2)
     return metrics
-
-
-def per_class_iou(metrics: dict) -> dict:
-    """Per-class IoU (percent) from a metrics file, where the test tool wrote it."""
-    table = metrics.get('per_class_iou') or {}
-    # None: a class that neither occurs nor is predicted (no IoU)
-    return {name: float(value) for name, value in table.items() if value is not None}
-
-
-def summarise(runs: dict) -> dict:
-    """Mean and spread (sample standard deviation, min, max) of mIoU per method."""
-    summary = {}
-    for method, by_seed in runs.items():
-        values = [r['mIoU'] for r in by_seed.values()]
-        summary[method] = dict(
-            mean=statistics.fmean(values),
-            std=statistics.stdev(values) if len(values) > 1 else 0.0,
-            min=min(values), max=max(values), seeds=sorted(by_seed), n=len(values))
-    return summary
-
-
-def to_markdown(report: dict) -> str:
-    summary = report['summary']
-    runs = report['runs']
-    seeds = report['seeds']
-    lines = [
-        f"Generated synthetic GTA5-like -> Cityscapes-like benchmark "
-        f"(`tools/make_synthetic_uda.py`, default arguments), target val split; "
-        f"{report['iters']} iterations per run, batch 2 + 2, tiny MiT; seeds "
-        f"{', '.join(map(str, seeds))}. Written by `{report['command']}` on {report['date']}."
-        + (f" Variant `{report['tag']}`: `--cfg-options {' '.join(report['cfg_options'])}`."
-           if report.get('tag') else ''),
-        '',
-        '| method | config | mIoU mean | std | min | max | ' +
-        ' | '.join(f'seed {s}' for s in seeds) + ' |',
-        '|---|---|---|---|---|---|' + '---|' * len(seeds),
-    ]
-    reused = sorted({f"{LABELS[m]}: {r['reused_from']}" for m, by_seed in runs.items()
-                     for r in by_seed.values() if r.get('reused_from')})
-    for method, s in summary.items():
-        per_seed = ' | '.join(
-            f"{runs[method][str(seed)]['mIoU']:.2f}" if str(seed) in runs[method] else ''
-            for seed in seeds)
-        lines.append(f"| {LABELS[method]} | `{METHODS[method]}` | {s['mean']:.2f} | "
-                     f"{s['std']:.2f} | {s['min']:.2f} | {s['max']:.2f} | {per_seed} |")
-    if reused:
-        lines += ['', 'Runs taken from an earlier report made with the same config, iterations '
-                  'and options (`--reuse-report`): ' + '; '.join(reused) + '.']
-    by_k = {seed: r['mIoU_by_k'] for seed, r in runs.get('iccld', {}).items()
-            if 'mIoU_by_k' in r}
-    if by_k:
-        ks = list(next(iter(by_k.values())))
-        lines += ['', 'ICCLD decoded with K DDIM steps (K = 0: the phase-1 decode, m_hat0 = 0; '
-                  'the config tests at K = 3):', '',
-                  '| K | mean | ' + ' | '.join(f'seed {s}' for s in by_k) + ' |',
-                  '|---|---|' + '---|' * len(by_k)]
-        for k in ks:
-            values = [by_k[s][k] for s in by_k]
-            lines.append(f'| {k} | {statistics.fmean(values):.2f} | ' +
-                         ' | '.join(f'{v:.2f}' for v in values) + ' |')
-    unc = {seed: r['uncertainty'] for seed, r in runs.get('iccld', {}).items()
-           if 'uncertainty' in r}
-    if unc:
-        lines += uncertainty_lines(unc)
-    present = [c for c in CLASSES
-               if any(c in r.get('per_class', {}) for m in runs.values() for r in m.values())]
-    if present:
-        lines += ['', 'Per-class IoU, mean over seeds (classes that occur in the benchmark):',
-                  '', '| method | ' + ' | '.join(present) + ' |',
-                  '|---|' + '---|' * len(present)]
-        for method, by_seed in runs.items():
-            cells = []
-            for name in present:
-                values = [r['per_class'][name] for r in by_seed.values()
-                          if name in r.get('per_class', {})]
-                cells.append(f'{statistics.fmean(values):.1f}' if values else '')
-            lines.append(f'| {LABELS[method]} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
-
-
-def uncertainty_lines(unc: dict) -> list:
-    """Markdown rows: AUROC and ECE of ICCLD's S-draw uncertainty and of one pass, per seed."""
-    samples = next(iter(unc.values()))['samples']
-    lines = ['', f'ICCLD uncertainty on the target val (S = {samples} draws: entropy of the mean '
-             "softmax; one pass: its softmax entropy): error-detection AUROC (higher is "
-             'better) and expected calibration error (15 bins, lower is better):', '',
-             '| measure | mean | ' + ' | '.join(f'seed {s}' for s in unc) + ' |',
-             '|---|---|' + '---|' * len(unc)]
-    rows = (('AUROC, S draws', lambda u: u['auroc']),
-            ('AUROC, one pass', lambda u: u['single_pass']['auroc']),
-            ('ECE, S draws', lambda u: u['ece']),
-            ('ECE, one pass', lambda u: u['single_pass']['ece']))
-    for name, get in rows:
-        values = [get(u) for u in unc.values()]
-        if any(v is None for v in values):
-            continue
-        lines.append(f'| {name} | {statistics.fmean(values):.4f} | ' +
-                     ' | '.join(f'{v:.4f}' for v in values) + ' |')
-    return lines
 
 
 @exit_on_user_error
