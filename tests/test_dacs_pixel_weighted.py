@@ -11,8 +11,8 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from mmseg_iccld.models.losses.pixel_weighted import (bind_pixel_weighted_loss,
-                                                      loss_by_feat_weighted)
+from mmseg_iccld.models.losses.pixel_weighted import loss_by_feat_weighted
+from mmseg_iccld.models.uda.pixel_weights import bind_pixel_weighted_loss
 
 register_all_modules(init_default_scope=True)
 

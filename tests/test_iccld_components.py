@@ -10,7 +10,7 @@ from mmengine.structures import PixelData
 
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg_iccld.models.losses import loss_seg
+from references import loss_seg
 
 STAGE_CHANNELS = [8, 16, 40, 64]
 NUM_CLASSES = 3

@@ -151,8 +151,8 @@ class InterCoderHead(BaseDecodeHead):
     def loss_by_feat(self, seg_logits: Tensor, batch_data_samples: SampleList) -> dict:
         """Eq. 1 with per-pixel weights: the configured losses times ``seg_weight``.
 
-        With mmseg's ``CrossEntropyLoss`` (``avg_non_ignore=False``) this is exactly
-        ``loss_seg`` of ``models/losses/iccld_losses.py``.
+        With mmseg's ``CrossEntropyLoss`` (``avg_non_ignore=False``) this is exactly eq. 1,
+        the weighted per-pixel cross-entropy divided by the number of pixels.
 
         Args:
             seg_logits: Output of ``forward``, (N, num_classes, h, w).

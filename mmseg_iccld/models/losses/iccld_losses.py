@@ -1,4 +1,5 @@
-"""The loss functions of ICCLD (paper eq. 1-3).
+"""The loss functions of ICCLD (paper eq. 2-3; eq. 1 is D's decode-head loss,
+``loss_by_feat_weighted``).
 
 Each equation is one function. Pixel and latent-pixel weights carry the DACS pseudo-label
 weight and the ignore mask; means divide by the number of (latent) pixels, not by the sum of
@@ -11,27 +12,6 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-
-def loss_seg(logits: Tensor,
-             label: Tensor,
-             weight: Optional[Tensor] = None,
-             ignore_index: int = 255) -> Tensor:
-    """Eq. 1: weighted pixel-wise cross-entropy ``L_seg = -[y log y_bar]``.
-
-    Args:
-        logits: Class scores, (N, C, H, W).
-        label: Class indices, (N, H, W) long; ``ignore_index`` pixels contribute 0.
-        weight: Per-pixel weights, (N, H, W); None means 1 everywhere.
-        ignore_index: Label value excluded from the loss.
-
-    Returns:
-        Scalar: the sum of weighted per-pixel losses divided by N * H * W.
-    """
-    per_pixel = F.cross_entropy(logits, label, reduction='none', ignore_index=ignore_index)
-    if weight is not None:
-        per_pixel = per_pixel * weight
-    return per_pixel.sum() / per_pixel.numel()
 
 
 def latent_mse(prediction: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:

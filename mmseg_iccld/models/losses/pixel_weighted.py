@@ -4,20 +4,18 @@ DACS weights every pseudo-labelled pixel by the teacher's confidence (and zeroes
 pseudo-label margins). mmseg 1.x's ``BaseDecodeHead.loss_by_feat`` has no way to receive such
 a weight, so a data sample carries it as ``seg_weight`` (``PixelData``, data ``(1, H, W)``
 float, aligned with ``gt_sem_seg``) and :func:`loss_by_feat_weighted` multiplies it in.
-:func:`bind_pixel_weighted_loss` installs that function on the decode heads of a segmentor.
+The UDA wrappers install it on their segmentors' decode heads and build the weighted samples
+(``models/uda/pixel_weights.py``).
 
 The losses keep mmseg's reduction: with ``avg_non_ignore=False`` (the default, as DAFormer)
 the mean divides by the number of pixels, not by the sum of weights.
 """
-import types
-from typing import List, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmengine.structures import PixelData
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
-from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList
 from torch import Tensor
 
@@ -111,64 +109,3 @@ def loss_by_feat_weighted(head: BaseDecodeHead, seg_logits: Tensor,
             loss[loss_decode.loss_name] = value
     loss['acc_seg'] = pixel_accuracy(seg_logits, seg_label, head.ignore_index)
     return loss
-
-
-def uses_stock_loss_by_feat(head: BaseDecodeHead) -> bool:
-    """Whether ``head`` computes its loss with ``BaseDecodeHead.loss_by_feat``."""
-    return type(head).loss_by_feat is BaseDecodeHead.loss_by_feat
-
-
-def bind_pixel_weighted_loss(segmentor: nn.Module) -> List[str]:
-    """Make every decode head of ``segmentor`` honour ``seg_weight``.
-
-    Heads that use the stock ``loss_by_feat`` get :func:`loss_by_feat_weighted` bound in its
-    place (on the instance, so other models are unaffected). A head with its own
-    ``loss_by_feat`` must declare ``supports_seg_weight = True``; otherwise its loss would
-    silently ignore the pseudo-label weight, so it is refused.
-
-    Args:
-        segmentor: Any mmseg segmentor (decode and auxiliary heads are found by type).
-
-    Returns:
-        Names (as in ``named_modules``) of the heads that were bound.
-
-    Raises:
-        TypeError: Naming a head that overrides ``loss_by_feat`` without declaring
-            ``supports_seg_weight = True``.
-    """
-    bound = []
-    for name, module in segmentor.named_modules():
-        if not isinstance(module, BaseDecodeHead):
-            continue
-        if getattr(module, 'supports_seg_weight', False):
-            continue
-        if not uses_stock_loss_by_feat(module):
-            raise TypeError(
-                f'{type(module).__name__} ({name}) overrides loss_by_feat, so the per-pixel '
-                'pseudo-label weight (data sample field "seg_weight") cannot be added to it. '
-                'Honour seg_weight in its loss_by_feat and declare supports_seg_weight = True '
-                'on the class (see mmseg_iccld/models/losses/pixel_weighted.py).')
-        module.loss_by_feat = types.MethodType(loss_by_feat_weighted, module)
-        bound.append(name)
-    return bound
-
-
-def weighted_data_samples(labels: Tensor, weights: Tensor,
-                          like: SampleList) -> List[SegDataSample]:
-    """Data samples carrying labels and per-pixel weights.
-
-    Args:
-        labels: ``(N, 1, H, W)`` long, stored as ``gt_sem_seg``.
-        weights: ``(N, 1, H, W)`` float, stored as ``seg_weight``.
-        like: Samples whose metainfo the new ones copy.
-
-    Returns:
-        ``N`` new data samples.
-    """
-    samples = []
-    for label, weight, sample in zip(labels, weights, like):
-        new = SegDataSample(metainfo=sample.metainfo)
-        new.gt_sem_seg = PixelData(data=label)
-        new.seg_weight = PixelData(data=weight)
-        samples.append(new)
-    return samples

@@ -23,7 +23,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
-from ..losses.pixel_weighted import bind_pixel_weighted_loss, weighted_data_samples
+from .pixel_weights import bind_pixel_weighted_loss, weighted_data_samples
 from .base import UDAModel
 from .classmix import class_mix, class_mix_masks, color_jitter, gaussian_blur
 from .feature_distance import feature_distance_loss
@@ -111,7 +111,6 @@ class DACS(UDAModel):
         bind_pixel_weighted_loss(self.model)
         self.teacher = EMATeacher(self.model, alpha=alpha)
 
-        self.alpha = alpha
         self.pseudo_threshold = pseudo_threshold
         self.pseudo_margins = tuple(int(m) for m in pseudo_margins)
         self.color_jitter_strength = color_jitter_strength
@@ -139,6 +138,11 @@ class DACS(UDAModel):
             # initialised keeps init_weights from reading the pretrained file twice.
             self.imnet_backbone._is_init = True
         self.apply_speed_options()
+
+    @property
+    def alpha(self) -> float:
+        """The teacher's final EMA decay (held by the teacher)."""
+        return self.teacher.alpha
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:

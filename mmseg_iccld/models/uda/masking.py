@@ -21,7 +21,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import SampleList
 from torch import Tensor
 
-from ..losses.pixel_weighted import weighted_data_samples
+from .pixel_weights import weighted_data_samples
 
 
 def block_mask(batch_size: int, height: int, width: int, block_size: int, ratio: float,

@@ -14,7 +14,6 @@ import torch.nn as nn
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import ExponentialMovingAverage
 from mmseg.registry import MODELS
-from torch import Tensor
 from torch.nn.modules.dropout import _DropoutNd
 
 
@@ -106,18 +105,6 @@ class EMATeacher(ExponentialMovingAverage):
                                  [src.data.to(own.device) for own, src in buffers])
         self.steps.add_(1)
         self._host_steps = steps + 1
-
-    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
-        """``ema = alpha_t * ema + (1 - alpha_t) * x`` for one tensor, in place, as DAFormer
-        computes it (:meth:`update_parameters` does this for all tensors at once).
-
-        Args:
-            averaged_param: Teacher parameter.
-            source_param: Student parameter.
-            steps: Value of the ``steps`` buffer.
-        """
-        alpha = self.alpha_at(int(steps))
-        averaged_param.mul_(alpha).add_(source_param, alpha=1.0 - alpha)
 
     def train(self, mode: bool = True) -> 'EMATeacher':
         """Set train/eval mode; dropout and drop path stay off."""
