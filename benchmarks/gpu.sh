@@ -50,20 +50,20 @@ print('mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'mmengine', mmengine
       'diffusers', diffusers.__version__)
 EOF
 stages=${STAGES:-fp32 bf16 options profile}
-bench="python3 tools/benchmark.py configs/daformer/gta2cs.py configs/iccld/gta2cs.py --iters 20 --rounds 4 --warmup 3"
+bench="python3 tools/analysis_tools/benchmark.py configs/daformer/gta2cs.py configs/iccld/gta2cs.py --iters 20 --rounds 4 --warmup 3"
 for stage in $stages; do
   case $stage in
     fp32) $bench --out "$out/gpu-mitb5-512-fp32" ;;
     bf16) $bench --amp bfloat16 --out "$out/gpu-mitb5-512-bf16" ;;
     options)
-      python3 tools/benchmark.py \
+      python3 tools/analysis_tools/benchmark.py \
         "configs/iccld/gta2cs.py@model.model.backbone.type=MixVisionTransformer" \
         configs/iccld/gta2cs.py "configs/iccld/gta2cs.py@model.channels_last=True" \
         "configs/iccld/gta2cs.py@model.compile_modules=[backbone,decode_head,diffusion.unet]" \
         --iccld-phases 2 --no-latency --amp bfloat16 --iters 20 --rounds 4 --warmup 3 \
         --out "$out/gpu-mitb5-512-bf16-speed-options" ;;
     profile)
-      python3 tools/profile_step.py configs/iccld/gta2cs.py --phase 2 --amp bfloat16 --iters 5 \
+      python3 tools/analysis_tools/profile_step.py configs/iccld/gta2cs.py --phase 2 --amp bfloat16 --iters 5 \
         --warmup 3 --out "$out/profile-gpu-iccld-mitb5-512-bf16" ;;
     *) echo "unknown stage $stage (fp32, bf16, options, profile)" >&2; exit 1 ;;
   esac

@@ -39,10 +39,10 @@ checkpoint="$(cat "$work_dir/last_checkpoint")"
 echo "[demo] evaluating $checkpoint on the target validation set"
 "$PY" tools/test.py "$config" "$checkpoint" --work-dir "$work_dir/test"
 cp "$work_dir/test/metrics.json" "$work_dir/test/per_class.md" "$work_dir/"
-"$PY" tools/visualize_predictions.py "$config" "$checkpoint" --out "$work_dir/predictions.png"
+"$PY" tools/analysis_tools/visualize_predictions.py "$config" "$checkpoint" --out "$work_dir/predictions.png"
 # the newest run only: an earlier demo in the same work dir is another training, not a resume
 run="$(basename "$(ls -d "$work_dir"/[0-9]*_[0-9]*/ | sort | tail -n 1)")"
-"$PY" tools/plot_curves.py "$work_dir" --run "$run" --out "$work_dir/curves.png"
+"$PY" tools/analysis_tools/plot_curves.py "$work_dir" --run "$run" --out "$work_dir/curves.png"
 echo "[demo] done: $work_dir/metrics.json, $work_dir/per_class.md, $work_dir/predictions.png," \
   "$work_dir/curves.png"
 cat "$work_dir/metrics.json"

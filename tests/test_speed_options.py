@@ -17,7 +17,7 @@ from tiny_models import build_uda as build_dacs
 from tiny_models import dacs_config, tiny_daformer, tiny_mit
 from mmseg_iccld.models.backbones.mit_sdpa import AttentionWithoutWeights
 from mmseg_iccld.models.uda.teacher import EMATeacher
-from tools.profile_step import count_host_reads
+from tools.analysis_tools.profile_step import count_host_reads
 
 register_all_modules(init_default_scope=True)
 ROOT = osp.join(osp.dirname(__file__), '..')
@@ -175,7 +175,7 @@ def test_icclds_step2_reads_the_host_only_where_expected():
                                   'model.model.backbone.type': 'X'})),
 ])
 def test_benchmark_entry_overrides(spec, expected):
-    from tools.benchmark import entry_label, split_entry
+    from tools.analysis_tools.measure import entry_label, split_entry
     assert split_entry(spec) == expected
     assert entry_label(spec).endswith('gta2cs' + ''.join(f' [{p}]' for p in spec.split('@')[1:]))
     with pytest.raises(ValueError, match='KEY=VALUE'):
@@ -184,7 +184,7 @@ def test_benchmark_entry_overrides(spec, expected):
 
 def test_schedule_iterations_of_daformer_and_iccld_phases():
     from tools._common import load_config
-    from tools.benchmark import schedule_iters
+    from tools.analysis_tools.measure import schedule_iters
     daformer = load_config(osp.join(ROOT, 'configs', 'daformer', 'gta2cs.py'))
     iccld = load_config(osp.join(ROOT, 'configs', 'iccld', 'gta2cs.py'))
     assert schedule_iters(daformer) == 40000

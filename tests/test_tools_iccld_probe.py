@@ -1,4 +1,4 @@
-"""tools/iccld_probe.py's measurements on a tiny random ICCLD UDA model and hand-made
+"""tools/analysis_tools/iccld_probe.py's measurements on a tiny random ICCLD UDA model and hand-made
 tensors: the candidate inputs share the iteration's draw, a fresh discriminator finds
 separable domains and not identical ones, the saturated fraction counts the clamp bound."""
 import pytest
@@ -9,7 +9,7 @@ from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from tiny_models import MEAN, STD, random_uda_batch, tiny_iccld
-from tools._iccld_probe_core import (CANDIDATES, discriminator_results, probe_batch,
+from tools.analysis_tools.probe_core import (CANDIDATES, discriminator_results, probe_batch,
                                      saturated_fraction, saturation)
 
 register_all_modules(init_default_scope=True)

@@ -1,4 +1,4 @@
-"""tools/plot_curves.py on scalars written by mmengine's own LocalVisBackend; the documented
+"""tools/analysis_tools/plot_curves.py on scalars written by mmengine's own LocalVisBackend; the documented
 ways of switching visualization backends on."""
 import os.path as osp
 import runpy
@@ -8,7 +8,7 @@ from mmengine.visualization import Visualizer
 from PIL import Image
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOL = runpy.run_path(osp.join(REPO, 'tools/plot_curves.py'), run_name='plot_curves')
+TOOL = runpy.run_path(osp.join(REPO, 'tools/analysis_tools/plot_curves.py'), run_name='plot_curves')
 load_config = runpy.run_path(osp.join(REPO, 'tools/_common.py'))['load_config']
 
 

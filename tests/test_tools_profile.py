@@ -1,10 +1,10 @@
-"""tools/profile_step.py on the tiny ICCLD: the phases and networks of one iteration, with
+"""tools/analysis_tools/profile_step.py on the tiny ICCLD: the phases and networks of one iteration, with
 the call counts the method implies, and the host reads of the loss code."""
 import json
 
 import pytest
 
-from tools import profile_step
+from tools.analysis_tools import profile_step
 
 TINY = 'configs/synthetic/iccld_tiny.py'
 

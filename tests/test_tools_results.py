@@ -1,12 +1,12 @@
-"""The results tools: the per-method summary of tools/uda_results.py and the README table of
-tools/results_table.py, which must match the result files the repository holds."""
+"""The results tools: the per-method summary of tools/analysis_tools/uda_results.py and the README table of
+tools/analysis_tools/results_table.py, which must match the result files the repository holds."""
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tools import results_table, uda_results
+from tools.analysis_tools import results_table, uda_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_readme_section_is_replaced_between_the_markers():
 
 def test_readme_results_match_the_result_files():
     """README.md and docs/results/README.md hold exactly what the result files say."""
-    out = subprocess.run([sys.executable, 'tools/results_table.py', '--check'], cwd=ROOT,
+    out = subprocess.run([sys.executable, 'tools/analysis_tools/results_table.py', '--check'], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

@@ -1,7 +1,7 @@
 """Training-iteration time, peak memory and inference latency of several configs, measured in
 one process so that ratios between them are not at the mercy of a shared machine's load.
 
-    python tools/benchmark.py CONFIG [CONFIG ...] [--iters 20] [--rounds 4] [--amp bfloat16]
+    python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--iters 20] [--rounds 4] [--amp bfloat16]
         [--iccld-phases 1 2] [--latency-k 0 1 3 10] [--out benchmarks/results/NAME]
         [--crop H W] [--test-size H W]
 
@@ -25,23 +25,21 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import exit_on_user_error, load_config  # noqa: E402
-from tools.benchmark_batches import (find_crop_size, find_test_size,  # noqa: E402
-                                     make_test_batch, make_train_batch)
+from tools._common import exit_on_user_error  # noqa: E402
+from tools.analysis_tools.measure import (Entry, device_name, entry_label,  # noqa: E402
+                                          schedule_iters)
 
 
 def parse_args(argv=None):
@@ -77,112 +75,6 @@ def parse_args(argv=None):
                         help='only rewrite the markdown table of an earlier JSON report')
     parser.add_argument('--child-memory', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def split_entry(spec: str) -> Tuple[str, dict]:
-    """``CONFIG@KEY=VALUE@...`` -> (config path, overrides as ``--cfg-options`` gives them)."""
-    path, *pairs = spec.split('@')
-    overrides = {}
-    for pair in pairs:
-        if '=' not in pair:
-            raise ValueError(f'benchmark entry {spec!r}: expected KEY=VALUE after "@", '
-                             f'got {pair!r}')
-        key, value = pair.split('=', 1)
-        overrides[key] = DictAction._parse_iterable(value)
-    return path, overrides
-
-
-def entry_label(spec: str) -> str:
-    """Short name of an entry: the config path without extension, then its overrides."""
-    path, *pairs = spec.split('@')
-    return osp.splitext(osp.relpath(path))[0] + ''.join(f' [{pair}]' for pair in pairs)
-
-
-def schedule_iters(cfg, phase=None) -> int:
-    """Training iterations of the config's schedule (for ICCLD, those of one phase)."""
-    max_iters = cfg.train_cfg.get('max_iters', 0)
-    if phase is None:
-        return max_iters
-    switch = next((hook['switch_iter'] for hook in cfg.get('custom_hooks', [])
-                   if hook.get('type') in ('ICCLDPhaseHook', 'ICCLDStepHook')), max_iters)
-    return switch if phase == 1 else max_iters - switch
-
-
-class Entry:
-    """One measured thing: a model built from a config, trained or queried in one mode."""
-
-    def __init__(self, config: str, args, phase: int = None):
-        from mmengine.optim import build_optim_wrapper
-        from mmengine.registry import init_default_scope
-
-        from mmseg.registry import MODELS
-        self.config = config
-        self.phase = phase
-        path, overrides = split_entry(config)
-        self.cfg = load_config(path, {**args.cfg_options, **overrides})
-        init_default_scope(self.cfg.get('default_scope', 'mmseg'))
-        self.device = torch.device(args.device)
-        if self.cfg.get('env_cfg', {}).get('cudnn_benchmark', False):
-            torch.backends.cudnn.benchmark = True  # as the runner sets it for training
-        torch.manual_seed(0)
-        # weights stay random: timing does not depend on them, and no pretrained file is needed
-        self.model = MODELS.build(self.cfg.model).to(self.device)
-        self.is_iccld = hasattr(self.model, 'set_phase')
-        self.is_uda = 'target' in self.cfg.train_dataloader.dataset or hasattr(
-            self.model, 'teacher')
-        if self.is_iccld and phase is not None:
-            self.model.set_phase(phase, lambda_adv=0.01)
-        optim_cfg = self.cfg.optim_wrapper.copy()
-        if args.amp:
-            from tools._common import apply_amp
-            holder = type(self.cfg)(dict(optim_wrapper=optim_cfg))
-            apply_amp(holder, args.amp)
-            optim_cfg = holder.optim_wrapper
-        self.optim_wrapper = build_optim_wrapper(self.model, optim_cfg)
-        self.batch_size = self.cfg.train_dataloader.batch_size
-        self.crop = tuple(args.crop) if args.crop else find_crop_size(self.cfg)
-        self.test_size = tuple(args.test_size) if args.test_size else find_test_size(self.cfg)
-
-    @property
-    def name(self) -> str:
-        base = entry_label(self.config)
-        return f'{base} (phase {self.phase})' if self.phase is not None else base
-
-    def train_iters(self, n: int) -> list:
-        """Run n training iterations; return their durations in seconds."""
-        self.model.train()
-        times = []
-        for i in range(n):
-            batch = make_train_batch(self.batch_size, self.crop, self.is_uda, seed=i)
-            _sync(self.device)
-            start = time.perf_counter()
-            self.model.train_step(batch, self.optim_wrapper)
-            _sync(self.device)
-            times.append(time.perf_counter() - start)
-        return times
-
-    def latency(self, n: int, k: int = None) -> list:
-        """Time n single-image test steps (ICCLD with K = k inference steps)."""
-        student = getattr(self.model, 'model', self.model)
-        student = getattr(student, 'module', student)
-        if k is not None:
-            student.test_cfg['num_inference_steps'] = k
-        self.model.eval()
-        batch = make_test_batch(self.test_size)
-        times = []
-        with torch.no_grad():
-            for _ in range(n):
-                _sync(self.device)
-                start = time.perf_counter()
-                self.model.test_step(batch)
-                _sync(self.device)
-                times.append(time.perf_counter() - start)
-        return times
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def _child_peak_rss_mb(config: str, phase, args) -> Tuple[float, float]:
@@ -226,13 +118,6 @@ def _run_child_memory(args) -> None:
     done.set()
     sampler.join()
     print(f'{peak[0]:.1f} {peak[0] - before:.1f}')
-
-
-def _device_name(device: str) -> str:
-    if device.startswith('cuda'):
-        return torch.cuda.get_device_name(0)
-    return f'CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, ' \
-           f'{torch.get_num_threads()} torch threads)'
 
 
 def measure(args) -> dict:
@@ -352,9 +237,9 @@ def main(argv=None):
         raise ValueError('benchmark: give at least one config')
     results = measure(args)
     report = dict(
-        command='python tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
+        command='python tools/analysis_tools/benchmark.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        device=_device_name(args.device), torch=torch.__version__, amp=args.amp,
+        device=device_name(args.device), torch=torch.__version__, amp=args.amp,
         configs=args.configs, iters=args.iters, rounds=args.rounds,
         crop=args.crop, test_size=args.test_size,
         cfg_options={k: str(v) for k, v in args.cfg_options.items()}, entries=results)

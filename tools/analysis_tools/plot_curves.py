@@ -1,6 +1,6 @@
 """Training curves of a run: losses, pseudo-label weight, discriminator, lambda_adv, val mIoU.
 
-    python tools/plot_curves.py WORK_DIR [--run TIMESTAMP] [--out curves.png] [--smooth 1]
+    python tools/analysis_tools/plot_curves.py WORK_DIR [--run TIMESTAMP] [--out curves.png] [--smooth 1]
 
 Reads what mmengine's ``LocalVisBackend`` writes, ``WORK_DIR/<timestamp>/vis_data/
 scalars.json`` (one JSON object per line, with its ``step``). A resumed run writes a new
@@ -22,7 +22,7 @@ import sys
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from tools._common import exit_on_user_error  # noqa: E402
 

@@ -1,12 +1,12 @@
 """Rebuild the results section of README.md and docs/results/README.md from the result files.
 
-    python tools/results_table.py [--check]
+    python tools/analysis_tools/results_table.py [--check]
 
 Reads what the measuring commands wrote, and nothing else:
 - ``docs/results/*.json`` and ``docs/results/ablations/*.json`` written by
-  ``tools/uda_results.py`` (target mIoU per method, seed);
-- ``benchmarks/results/*.json`` written by ``tools/benchmark.py`` (iteration time, memory,
-  latency, schedule wall-clock) and by ``tools/profile_step.py`` (profiles of one iteration).
+  ``tools/analysis_tools/uda_results.py`` (target mIoU per method, seed);
+- ``benchmarks/results/*.json`` written by ``tools/analysis_tools/benchmark.py`` (iteration time, memory,
+  latency, schedule wall-clock) and by ``tools/analysis_tools/profile_step.py`` (profiles of one iteration).
 
 The README section lies between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 ``--check`` exits with status 1 when the files are not up to date (nothing is written).
@@ -18,10 +18,10 @@ import os
 import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tools.uda_report import LABELS  # noqa: E402
+from tools.analysis_tools.uda_report import LABELS  # noqa: E402
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
 
 
@@ -54,7 +54,7 @@ def benchmark_tables(paths: list) -> list:
         with open(path) as f:
             report = json.load(f)
         rel = osp.relpath(osp.splitext(path)[0] + '.md', ROOT)
-        if 'phases' in report:  # written by tools/profile_step.py
+        if 'phases' in report:  # written by tools/analysis_tools/profile_step.py
             lines += profile_lines(report, rel)
             continue
         entries = report['entries']
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     with open(readme) as f:
         old_readme = f.read()
     new_readme = replace_section(old_readme, body, readme)
-    new_docs = ('# Results\n\nBuilt by `python tools/results_table.py` from the result files '
+    new_docs = ('# Results\n\nBuilt by `python tools/analysis_tools/results_table.py` from the result files '
                 'in this folder and in `benchmarks/results/`.\n\n' + body)
     old_docs = open(docs).read() if osp.isfile(docs) else ''
     if args.check:
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                                         (docs, old_docs, new_docs)) if old != new]
         for path in stale:
             print(f'{osp.relpath(path, ROOT)} is not up to date: run python '
-                  'tools/results_table.py', file=sys.stderr)
+                  'tools/analysis_tools/analysis_tools/results_table.py', file=sys.stderr)
         return 1 if stale else 0
     with open(readme, 'w') as f:
         f.write(new_readme)

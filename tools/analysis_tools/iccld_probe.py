@@ -1,7 +1,7 @@
 """Probe ICCLD's phase 2 on a trained UDA checkpoint: what carries the domain, and how good
 the sampler chain's own segmentation is.
 
-    python tools/iccld_probe.py CONFIG CHECKPOINT [--batches 60] [--steps 400] [--seed 0]
+    python tools/analysis_tools/iccld_probe.py CONFIG CHECKPOINT [--batches 60] [--steps 400] [--seed 0]
                                 [--out PREFIX]
 
 Eq. 3's discriminator f_dis must read something of each domain's pass. Read literally, it
@@ -49,11 +49,11 @@ import sys
 import time
 from collections import defaultdict
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
                            explain_unknown_modules, load_config, read_checkpoint)
-from tools._iccld_probe_core import (CANDIDATES, SEG_COUNTS,  # noqa: E402
+from tools.analysis_tools.probe_core import (CANDIDATES, SEG_COUNTS,  # noqa: E402
                                      discriminator_results, probe_batch, split_batches)
 
 

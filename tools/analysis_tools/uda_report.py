@@ -1,5 +1,5 @@
 """The methods of the generated benchmark (their configs and names) and the report of their
-runs that ``tools/uda_results.py`` writes (summary, markdown tables)."""
+runs that ``tools/analysis_tools/uda_results.py`` writes (summary, markdown tables)."""
 import statistics
 
 # method name -> config on the generated benchmark

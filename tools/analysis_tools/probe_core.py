@@ -1,4 +1,4 @@
-"""The measurements of ``tools/iccld_probe.py``: the candidate inputs of f_dis of one
+"""The measurements of ``tools/analysis_tools/iccld_probe.py``: the candidate inputs of f_dis of one
 training batch, fresh domain discriminators trained and evaluated on them, and the pixel
 accuracy of the sampler chain's x0-estimate next to D's prediction."""
 import math

@@ -1,6 +1,6 @@
 """A picture of image / ground truth / prediction (/ uncertainty) for a few test images.
 
-    python tools/visualize_predictions.py CONFIG CHECKPOINT [--num-images 4]
+    python tools/analysis_tools/visualize_predictions.py CONFIG CHECKPOINT [--num-images 4]
         [--num-samples 4] [--out predictions.png]
 
 Images come from the config's test set, evenly spread over it. For ICCLD, ``--num-samples``
@@ -12,7 +12,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -1,11 +1,11 @@
 """Where one training iteration of a UDA config spends its time, and where it reads tensor
 values back to the host.
 
-    python tools/profile_step.py CONFIG [--phase 2] [--iters 3] [--warmup 2] [--crop H W]
+    python tools/analysis_tools/profile_step.py CONFIG [--phase 2] [--iters 3] [--warmup 2] [--crop H W]
         [--amp bfloat16] [--cfg-options ...] [--out benchmarks/results/NAME] [--trace]
 
 The iteration runs on generated batches of the config's batch and crop size (as in
-``tools/benchmark.py``) under ``torch.profiler``. The report has three tables:
+``tools/analysis_tools/benchmark.py``) under ``torch.profiler``. The report has three tables:
 
 - phases of the iteration (preprocessing, teacher pseudo-labels, ClassMix, the forward passes
   of each domain, backward passes, optimizer steps, discriminator, EMA update) and the forward
@@ -31,14 +31,14 @@ import sys
 import warnings
 from datetime import datetime, timezone
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from tools._common import exit_on_user_error  # noqa: E402
-from tools.benchmark import Entry, _device_name, _sync  # noqa: E402
-from tools.benchmark_batches import make_train_batch  # noqa: E402
+from tools.analysis_tools.measure import (Entry, device_name, make_train_batch,  # noqa: E402
+                                          sync)
 
 # Methods of the UDA models that make up one iteration, as (attribute, phase name).
 PHASES = (
@@ -132,8 +132,8 @@ def _call_site() -> str:
     while frame is not None:
         name = frame.f_code.co_filename
         if f'{os.sep}torch{os.sep}' not in name and not name.endswith('profile_step.py'):
-            for marker in ('site-packages' + os.sep, osp.dirname(osp.dirname(
-                    osp.abspath(__file__))) + os.sep):
+            for marker in ('site-packages' + os.sep, osp.dirname(osp.dirname(osp.dirname(
+                    osp.abspath(__file__)))) + os.sep):
                 if marker in name:
                     name = name.split(marker, 1)[1]
             return f'{name}:{frame.f_lineno} ({frame.f_code.co_name})'
@@ -205,12 +205,12 @@ def profile(args) -> dict:
         for i in range(args.iters):
             batch = make_train_batch(entry.batch_size, entry.crop, entry.is_uda,
                                      seed=args.warmup + i)
-            _sync(entry.device)
+            sync(entry.device)
             start = datetime.now()
             with count_host_reads(reads), count_device_syncs(syncs, on_device), \
                     torch.profiler.record_function('iteration'):
                 entry.model.train_step(batch, entry.optim_wrapper)
-            _sync(entry.device)
+            sync(entry.device)
             wall.append((datetime.now() - start).total_seconds())
     n = args.iters
     events = prof.key_averages()
@@ -232,9 +232,9 @@ def profile(args) -> dict:
                                   share=self_time / iteration_total))
     operators.sort(key=lambda r: -r['ms_per_iter'])
     report = dict(
-        command='python tools/profile_step.py ' + ' '.join(args.argv),
+        command='python tools/analysis_tools/profile_step.py ' + ' '.join(args.argv),
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        device=_device_name(args.device), torch=torch.__version__, amp=args.amp,
+        device=device_name(args.device), torch=torch.__version__, amp=args.amp,
         config=args.config, phase=args.phase if entry.is_iccld else None,
         batch_size=entry.batch_size, crop=list(entry.crop), iters=n,
         wall_s_per_iter=sum(wall) / n,

@@ -1,7 +1,7 @@
 """Train and evaluate several methods over several seeds on the generated benchmark, and write
 one results table.
 
-    python tools/uda_results.py [--methods source_only daformer iccld hrda:0] [--seeds 0 1 2]
+    python tools/analysis_tools/uda_results.py [--methods source_only daformer iccld hrda:0] [--seeds 0 1 2]
         [--iters 2000] [--out docs/results/synthetic_uda] [--work-root work_dirs/results]
         [--cfg-options key=value ...]
 
@@ -43,11 +43,11 @@ import sys
 import time
 from datetime import datetime, timezone
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from tools._common import exit_on_user_error  # noqa: E402
-from tools.uda_report import METHODS, per_class_iou, summarise, to_markdown  # noqa: E402
+from tools.analysis_tools.uda_report import METHODS, per_class_iou, summarise, to_markdown  # noqa: E402
 
 # methods that train the ICCLD config (they share phase 1 for a seed)
 ICCLD_METHODS = ('iccld', 'iccld_step1')
@@ -275,7 +275,7 @@ def main(argv=None):
             print(f"[results] {method}, seed {seed}: mIoU {m['mIoU']:.2f}", flush=True)
     report = dict(
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        command='python tools/uda_results.py ' + ' '.join(sys.argv[1:] if argv is None
+        command='python tools/analysis_tools/uda_results.py ' + ' '.join(sys.argv[1:] if argv is None
                                                           else argv),
         tag=args.tag, iters=args.iters,
         seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
