@@ -202,7 +202,8 @@ def test_unknown_gta_ids_and_stale_output_removed(tmp_path):
     stale = osp.join(root, 'labels', '00001_labelTrainIds.png')
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(stale)
     (problem, ) = problems_of(convert_gta, root)
-    assert problem == f'{label}: unknown GTA5 label ids [34, 200] (valid ids are 0..33)'
+    assert problem == (f'{label}: unknown GTA5 label ids [34, 200] (valid ids are 0..33); '
+                       f'--unknown-ids-to-ignore maps them to 255 (ignored)')
     assert not osp.exists(stale)
 
 
@@ -216,7 +217,8 @@ def test_unknown_synthia_ids(tmp_path):
     label = str(root / 'GT' / 'LABELS' / '0000001.png')
     cv2.imwrite(label, np.stack([np.zeros_like(ids), np.zeros_like(ids), ids], axis=-1))
     (problem, ) = problems_of(convert_synthia, str(root))
-    assert problem == f'{label}: unknown Synthia label ids [23, 1000] (valid ids are 0..22)'
+    assert problem == (f'{label}: unknown Synthia label ids [23, 1000] (valid ids are 0..22); '
+                       f'--unknown-ids-to-ignore maps them to 255 (ignored)')
 
 
 def test_unknown_cityscapes_ids(tmp_path):
@@ -228,7 +230,8 @@ def test_unknown_cityscapes_ids(tmp_path):
     label = str(root / 'gtFine/train/x/x_000000_000019_gtFine_labelIds.png')
     Image.fromarray(np.array([[7, 40], [7, 7]], np.uint8)).save(label)
     (problem, ) = problems_of(lambda r: convert_cityscapes(r, splits=('train', )), str(root))
-    assert problem == f'{label}: unknown Cityscapes label ids [40] (valid ids are 0..33)'
+    assert problem == (f'{label}: unknown Cityscapes label ids [40] (valid ids are 0..33); '
+                       f'--unknown-ids-to-ignore maps them to 255 (ignored)')
 
 
 def test_missing_converter_folder(tmp_path):

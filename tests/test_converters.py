@@ -57,7 +57,7 @@ def test_gta_labels_and_class_statistics(tmp_path):
     # The palette image's pixels are the ids themselves, not its colors.
     np.testing.assert_array_equal(np.asarray(Image.open(osp.join(root, 'labels', '00001.png'))),
                                   GTA_IDS)
-    stats = convert_gta(root)
+    stats = convert_gta(root).stats
 
     out1 = osp.join(root, 'labels', '00001_labelTrainIds.png')
     out2 = osp.join(root, 'labels', '00002_labelTrainIds.png')
@@ -82,8 +82,8 @@ def test_gta_labels_and_class_statistics(tmp_path):
 def test_gta_rerun_ignores_converted_labels(tmp_path):
     root = str(tmp_path / 'gta')
     make_gta(root)
-    first = convert_gta(root)
-    second = convert_gta(root)
+    first = convert_gta(root).stats
+    second = convert_gta(root).stats
     assert second == first
     assert sorted(os.listdir(osp.join(root, 'labels'))) == [
         '00001.png', '00001_labelTrainIds.png', '00002.png', '00002_labelTrainIds.png']
@@ -92,10 +92,10 @@ def test_gta_rerun_ignores_converted_labels(tmp_path):
 def test_gta_parallel_equals_serial(tmp_path):
     root = str(tmp_path / 'gta')
     make_gta(root)
-    serial = convert_gta(root, nproc=1)
+    serial = convert_gta(root, nproc=1).stats
     with open(osp.join(root, 'samples_with_class.json')) as f:
         serial_json = json.load(f)
-    parallel = convert_gta(root, nproc=2)
+    parallel = convert_gta(root, nproc=2).stats
     with open(osp.join(root, 'samples_with_class.json')) as f:
         assert json.load(f) == serial_json
     assert parallel == serial
@@ -115,7 +115,7 @@ def test_synthia_16bit_labels(tmp_path):
     assert check.dtype == np.uint16 and check.shape == (3, 4, 3)
     write_rgb(str(root / 'RGB' / '0000001.png'), 3, 4)
 
-    stats = convert_synthia(str(root))
+    stats = convert_synthia(str(root)).stats
     out = str(root / 'GT' / 'LABELS' / '0000001_labelTrainIds.png')
     # 3 road, 4 sidewalk, 2 building, 21 wall, 1 sky, 10 pedestrian, 8 car; 0 void,
     # 22 lanemarking, 16 terrain, 18 truck, 20 train are ignored.
@@ -145,7 +145,7 @@ def make_cityscapes(root: str) -> dict:
 def test_cityscapes_train_and_val(tmp_path):
     root = str(tmp_path / 'cityscapes')
     make_cityscapes(root)
-    stats = convert_cityscapes(root)
+    stats = convert_cityscapes(root).splits
     train_a = osp.join(root, 'gtFine', 'train', 'aachen',
                        'aachen_000000_000019_gtFine_labelTrainIds.png')
     train_b = osp.join(root, 'gtFine', 'train', 'bochum',
@@ -168,12 +168,13 @@ def test_pair_files_keys_by_relative_path(tmp_path):
     # a converted label from an earlier run must not count as a raw label
     for sub in ('img/a/x_i.png', 'img/b/x_i.png', 'lbl/a/x_l.png', 'lbl/a/x_labelTrainIds.png'):
         (root / sub).write_bytes(b'')
-    samples, problems = pair_files(str(root / 'img'), str(root / 'lbl'), '_i.png', '_l.png')
+    samples, unpaired = pair_files(str(root / 'img'), str(root / 'lbl'), '_i.png', '_l.png')
     assert [(s.image, s.label, s.out) for s in samples] == [
         (str(root / 'img/a/x_i.png'), str(root / 'lbl/a/x_l.png'),
          str(root / 'lbl/a/x_labelTrainIds.png'))]
-    assert problems == [f'{root / "img/b/x_i.png"}: image has no label (expected '
-                        f'{root / "lbl/b/x_l.png"})']
+    assert [(r.image, r.label, r.reasons) for r in unpaired] == [
+        (str(root / 'img/b/x_i.png'), None,
+         [f'{root / "img/b/x_i.png"}: image has no label (expected {root / "lbl/b/x_l.png"})'])]
 
 
 def test_gta_cli(tmp_path, monkeypatch, capsys):

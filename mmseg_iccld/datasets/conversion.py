@@ -4,300 +4,95 @@ Cityscapes (shared by ``tools/convert_datasets/{gta,synthia,cityscapes}.py``).
 Each converter pairs images with raw labels, checks every pair (completeness, decoding, sizes,
 unknown label ids), writes ``*_labelTrainIds.png`` next to each raw label and, for the
 training sets, the three class-statistics files DAFormer's converters write (used by rare
-class sampling):
+class sampling, see :mod:`mmseg_iccld.datasets.class_stats`).
 
-- ``sample_class_stats.json``: ``[{"<train id>": <pixels>, ..., "file": <label path>}, ...]``
-- ``sample_class_stats_dict.json``: ``{<label path>: {"<train id>": <pixels>, ...}}``
-- ``samples_with_class.json``: ``{"<train id>": [[<label path>, <pixels>], ...]}``
-
-Pixel counts leave out the ignore index 255. When any check fails, no statistics are written
-and :class:`ConversionError` lists every problem.
+When any check fails, no statistics are written and :class:`ConversionError` lists every
+problem. With ``skip_invalid`` the samples that fail are left out instead, and with
+``unknown_ids_to_ignore`` label ids outside the dataset's table become 255; both write
+``conversion_report.json`` (see :mod:`mmseg_iccld.datasets.conversion_report`).
 """
-import json
 import os
 import os.path as osp
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-import cv2
-import numpy as np
-from mmengine.utils import track_parallel_progress, track_progress
-from PIL import Image
+from .class_stats import write_class_stats
+from .conversion_report import (REPORT_FILE, SKIP_OPTION, ConversionError, ConversionResult,
+                                Rejected, remove_report)
+from .sample_conversion import Sample, SampleResult, convert_sample, convert_samples, pair_files
 
-from .label_tables import CITYSCAPES_TABLE, GTA5_TABLE, IGNORE_INDEX, SYNTHIA_TABLE, LabelTable
-from .validation import (DataFileError, check_file_complete, check_same_size,
-                         format_problems, read_image_size)
-
-TRAIN_ID_SUFFIX = '_labelTrainIds.png'
-STATS_FILES = ('sample_class_stats.json', 'sample_class_stats_dict.json',
-               'samples_with_class.json')
-
-
-class ConversionError(ValueError):
-    """One or more samples of a dataset failed the checks; ``problems`` lists them all."""
-
-    def __init__(self, dataset: str, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__(f'{dataset}: {len(self.problems)} problem(s) found, nothing trained '
-                         f'on these files will be correct until they are fixed:\n'
-                         f'{format_problems(self.problems)}')
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image with its raw label and the train-id label to write.
-
-    Args:
-        image: Image path.
-        label: Raw label path.
-        out: Path of the ``*_labelTrainIds.png`` to write.
-    """
-
-    image: str
-    label: str
-    out: str
-
-
-# label readers
-
-
-def read_label_ids(path: str) -> np.ndarray:
-    """Read an 8-bit label-id PNG (GTA5's palette images, Cityscapes' ``*_labelIds.png``).
-
-    Args:
-        path: Label path.
-
-    Returns:
-        ``(H, W)`` uint8 label ids (the palette indices of a 'P' image).
-
-    Raises:
-        DataFileError: When the file cannot be decoded or is not a single-channel image.
-    """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            ids = np.asarray(img)
-    except Exception as e:  # PIL raises several exception types for broken files
-        raise DataFileError(f'{path}: cannot decode label ({type(e).__name__}: {e})') from e
-    if mode not in ('P', 'L'):
-        raise DataFileError(f'{path}: expected a palette (P) or grayscale (L) PNG of label '
-                            f'ids, got mode {mode} (a color-coded label?)')
-    return ids
-
-
-def read_synthia_label_ids(path: str) -> np.ndarray:
-    """Read a Synthia label: 16-bit PNG whose first (R) channel holds the class id.
-
-    Args:
-        path: Label path.
-
-    Returns:
-        ``(H, W)`` integer class ids.
-
-    Raises:
-        DataFileError: When the file cannot be decoded.
-    """
-    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DataFileError(f'{path}: cannot decode label (OpenCV could not read it)')
-    # OpenCV returns BGR, so the first (red) channel is the last one.
-    return label[:, :, -1] if label.ndim == 3 else label
-
-
-READERS = {'ids': read_label_ids, 'synthia': read_synthia_label_ids}
-TABLES = {'gta': GTA5_TABLE, 'synthia': SYNTHIA_TABLE, 'cityscapes': CITYSCAPES_TABLE}
-
-# pairing and conversion
-
-
-def _list_files(folder: str, suffix: str, exclude_suffix: Optional[str]) -> Dict[str, str]:
-    """Files under ``folder`` (recursively) ending with ``suffix``, keyed by their relative
-    path without the suffix."""
-    files = {}
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            if not name.endswith(suffix):
-                continue
-            if exclude_suffix and name.endswith(exclude_suffix):
-                continue
-            path = osp.join(dirpath, name)
-            files[osp.relpath(path, folder)[:-len(suffix)]] = path
-    return files
-
-
-def pair_files(image_dir: str, label_dir: str, image_suffix: str, label_suffix: str,
-               out_suffix: str = TRAIN_ID_SUFFIX) -> Tuple[List[Sample], List[str]]:
-    """Pair images with raw labels by their relative path and name.
-
-    Already converted ``*_labelTrainIds.png`` files are never taken for raw labels.
-
-    Args:
-        image_dir: Image folder.
-        label_dir: Raw label folder.
-        image_suffix: Image suffix, e.g. ``'.png'`` or ``'_leftImg8bit.png'``.
-        label_suffix: Raw label suffix, e.g. ``'.png'`` or ``'_gtFine_labelIds.png'``.
-        out_suffix: Suffix of the train-id label that replaces ``label_suffix``.
-
-    Returns:
-        The pairs sorted by label path, and one problem per image without label or label
-        without image.
-    """
-    images = _list_files(image_dir, image_suffix, TRAIN_ID_SUFFIX)
-    labels = _list_files(label_dir, label_suffix, TRAIN_ID_SUFFIX)
-    problems = [
-        f'{images[k]}: image has no label (expected {osp.join(label_dir, k + label_suffix)})'
-        for k in sorted(set(images) - set(labels))
-    ] + [
-        f'{labels[k]}: label has no image (expected {osp.join(image_dir, k + image_suffix)})'
-        for k in sorted(set(labels) - set(images))
-    ]
-    samples = [
-        Sample(images[k], labels[k], labels[k][:-len(label_suffix)] + out_suffix)
-        for k in sorted(set(images) & set(labels))
-    ]
-    return samples, problems
-
-
-def convert_sample(sample: Sample, reader: str, table: str,
-                   decode_image: bool = False) -> Tuple[Optional[dict], List[str]]:
-    """Check one pair and write its train-id label.
-
-    Args:
-        sample: The pair and the output path.
-        reader: Key of ``READERS``.
-        table: Key of ``TABLES``.
-        decode_image: Decode the whole image (slow) instead of checking its header and end.
-
-    Returns:
-        The class statistics ``{"<train id>": pixels, ..., "file": sample.out}`` (None when a
-        check failed) and the problems found.
-    """
-    problems = []
-    image_shape = None
-    try:
-        check_file_complete(sample.image)
-        image_shape = read_image_size(sample.image)
-        if decode_image:
-            with Image.open(sample.image) as img:
-                img.load()
-    except DataFileError as e:
-        problems.append(str(e))
-    except Exception as e:  # a decode failure of the full image
-        problems.append(f'{sample.image}: cannot decode image ({type(e).__name__}: {e})')
-    try:
-        check_file_complete(sample.label)
-        ids = READERS[reader](sample.label)
-        if image_shape is not None:
-            check_same_size(image_shape, ids.shape, sample.image, sample.label)
-        label_table: LabelTable = TABLES[table]
-        unknown = label_table.unknown_ids(ids)
-        if unknown:
-            raise DataFileError(
-                f'{sample.label}: unknown {label_table.name} label ids {unknown[:20]} (valid '
-                f'ids are 0..{label_table.num_ids - 1})')
-    except DataFileError as e:
-        problems.append(str(e))
-    if problems:
-        # A stale label from an earlier run would hide the problem from the dataset loader.
-        if osp.exists(sample.out):
-            os.remove(sample.out)
-        return None, problems
-
-    train_ids = label_table.to_train_ids(ids)
-    Image.fromarray(train_ids).save(sample.out)
-    return class_stats(train_ids, sample.out), []
-
-
-def _convert_task(task: Tuple[Sample, str, str, bool]) -> Tuple[Optional[dict], List[str]]:
-    return convert_sample(*task)
-
-
-def class_stats(train_ids: np.ndarray, file: str) -> dict:
-    """Pixels per train id of one label, in DAFormer's format.
-
-    Args:
-        train_ids: ``(H, W)`` train-id label.
-        file: The label's path, stored under ``'file'``.
-
-    Returns:
-        ``{"<train id>": pixels, ..., "file": file}`` for the train ids present, ascending,
-        the ignore index left out.
-    """
-    values, counts = np.unique(train_ids, return_counts=True)
-    stats = {str(int(v)): int(n) for v, n in zip(values, counts) if v != IGNORE_INDEX}
-    stats['file'] = file
-    return stats
-
-
-def convert_samples(samples: Sequence[Sample], reader: str, table: str, nproc: int = 1,
-                    decode_images: bool = False) -> Tuple[List[dict], List[str]]:
-    """Check and convert samples in ``nproc`` processes, with a progress bar.
-
-    Args:
-        samples: The pairs to convert.
-        reader: Key of ``READERS``.
-        table: Key of ``TABLES``.
-        nproc: Number of worker processes.
-        decode_images: Fully decode every image (see :func:`convert_sample`).
-
-    Returns:
-        The class statistics of the converted samples (in order) and all problems found.
-    """
-    tasks = [(s, reader, table, decode_images) for s in samples]
-    if nproc > 1:
-        results = track_parallel_progress(_convert_task, tasks, nproc, chunksize=8)
-    else:
-        results = track_progress(_convert_task, tasks)
-    stats = [r[0] for r in results if r[0] is not None]
-    problems = [p for r in results for p in r[1]]
-    return stats, problems
-
-
-def write_class_stats(out_dir: str, stats: Sequence[dict]) -> List[str]:
-    """Write the three class-statistics files.
-
-    Args:
-        out_dir: Folder to write into (the dataset root).
-        stats: Per-label statistics as returned by :func:`class_stats`.
-
-    Returns:
-        The paths written.
-    """
-    stats_dict = {s['file']: {k: v for k, v in s.items() if k != 'file'} for s in stats}
-    with_class: Dict[str, list] = {}
-    for file, counts in stats_dict.items():
-        for train_id, n in counts.items():
-            with_class.setdefault(train_id, []).append([file, n])
-    with_class = {k: with_class[k] for k in sorted(with_class, key=int)}
-    paths = [osp.join(out_dir, name) for name in STATS_FILES]
-    for path, content in zip(paths, (list(stats), stats_dict, with_class)):
-        with open(path, 'w') as f:
-            json.dump(content, f, indent=2)
-    return paths
-
-# datasets
+__all__ = ['ConversionError', 'Sample', 'SampleResult', 'pair_files', 'convert_sample',
+           'convert_samples', 'convert_gta', 'convert_synthia', 'convert_cityscapes']
 
 
 def _require_folders(dataset: str, folders: Sequence[str], layout: str) -> None:
-    for folder in folders:
-        if not osp.isdir(folder):
-            raise FileNotFoundError(f'{dataset}: folder {folder!r} does not exist. Expected '
-                                    f'layout:\n{layout}')
+    missing = [folder for folder in folders if not osp.isdir(folder)]
+    if missing:
+        names = ', '.join(repr(folder) for folder in missing)
+        raise FileNotFoundError(f'{dataset}: folder(s) {names} do not exist. Expected '
+                                f'layout:\n{layout}')
 
 
-def _convert(dataset: str, samples: List[Sample], problems: List[str], reader: str,
-             table: str, nproc: int, decode_images: bool,
-             stats_dir: Optional[str]) -> List[dict]:
-    if not samples and not problems:
+def _convert(dataset: str, root: str, samples: List[Sample], unpaired: List[Rejected],
+             reader: str, table: str, options: dict, fatal: Sequence[str] = (),
+             protected: Sequence[str] = ()) -> ConversionResult:
+    """Convert the pairs; fail on any problem, or skip the samples that have one.
+
+    Args:
+        dataset: Dataset name, for messages.
+        root: Dataset root (report and messages).
+        samples: The pairs.
+        unpaired: The files without partner.
+        reader: Key of ``READERS``.
+        table: Key of ``TABLES``.
+        options: ``nproc``, ``decode_images``, ``skip_invalid``, ``unknown_ids_to_ignore``.
+        fatal: Problems no option skips (an empty split).
+        protected: Folders whose samples are never skipped (evaluation splits).
+
+    Returns:
+        The result; the caller writes the statistics and the report.
+
+    Raises:
+        ConversionError: Listing every problem, when there is one that is not skipped.
+    """
+    if not samples and not unpaired and not fatal:
         raise FileNotFoundError(f'{dataset}: no image/label pairs found')
-    stats, convert_problems = convert_samples(samples, reader, table, nproc, decode_images)
-    problems = problems + convert_problems
-    if problems:
-        raise ConversionError(dataset, problems)
-    if stats_dir is not None:
-        write_class_stats(stats_dir, stats)
-    return stats
+    results = convert_samples(samples, reader, table, options['nproc'],
+                              options['decode_images'], options['unknown_ids_to_ignore'])
+    rejected = unpaired + [Rejected(s.image, s.label, r.problems)
+                           for s, r in zip(samples, results) if r.problems]
+    problems = list(fatal) + [p for r in rejected for p in r.reasons]
+    if problems and not options['skip_invalid']:
+        raise ConversionError(dataset, problems,
+                              f'fix them, or convert the other samples with {SKIP_OPTION} '
+                              f'(which lists each skipped file and why in '
+                              f'{osp.join(root, REPORT_FILE)})')
+    fatal = list(fatal) + [
+        p for r in rejected
+        if any((r.image or r.label).startswith(folder + os.sep) for folder in protected)
+        for p in r.reasons]
+    if fatal:
+        raise ConversionError(dataset, fatal, f'{SKIP_OPTION} does not skip these (an empty '
+                              f'split, or a sample of a split that is evaluated on); fix them')
+    stats = [r.stats for r in results if r.stats is not None]
+    if not stats:
+        raise ConversionError(dataset, problems, 'no sample passed the checks')
+    return ConversionResult(
+        dataset, root, stats, skipped=rejected,
+        unknown_pixels={s.label: r.unknown_pixels for s, r in zip(samples, results)
+                        if r.stats is not None and r.unknown_pixels},
+        not_rgb={s.image: r.image_mode for s, r in zip(samples, results)
+                 if r.image_mode not in (None, 'RGB')})
+
+
+def _finish(result: ConversionResult, stats: Optional[List[dict]], options: dict) -> None:
+    """Write the class statistics (when ``stats`` is given) and the report, or remove a stale
+    report when no option that needs one was given."""
+    if stats is not None:
+        write_class_stats(result.root, stats)
+    if options['skip_invalid'] or options['unknown_ids_to_ignore']:
+        result.write_report(options['skip_invalid'], options['unknown_ids_to_ignore'])
+    else:
+        remove_report(result.root)
 
 
 GTA5_RAW_LAYOUT = """\
@@ -311,68 +106,88 @@ CITYSCAPES_RAW_LAYOUT = """\
   <root>/gtFine/<split>/<city>/<name>_gtFine_labelIds.png"""
 
 
-def convert_gta(root: str, nproc: int = 1, decode_images: bool = False) -> List[dict]:
+def convert_gta(root: str, nproc: int = 1, decode_images: bool = False,
+                skip_invalid: bool = False,
+                unknown_ids_to_ignore: bool = False) -> ConversionResult:
     """Convert GTA5 labels to train ids and write the class statistics into ``root``.
 
     Args:
         root: GTA5 root with ``images/`` and ``labels/``.
         nproc: Number of worker processes.
         decode_images: Fully decode every image instead of checking headers and ends.
+        skip_invalid: Leave out the samples and files that fail a check (listed in
+            ``conversion_report.json``) instead of failing.
+        unknown_ids_to_ignore: Map label ids outside the table to 255 (counted in
+            ``conversion_report.json``) instead of failing.
 
     Returns:
-        The per-label class statistics.
+        The result; ``stats`` holds the per-label class statistics.
 
     Raises:
         FileNotFoundError: When a folder is missing or holds no pairs.
         ConversionError: Listing every problem found.
     """
+    options = dict(nproc=nproc, decode_images=decode_images, skip_invalid=skip_invalid,
+                   unknown_ids_to_ignore=unknown_ids_to_ignore)
     image_dir, label_dir = osp.join(root, 'images'), osp.join(root, 'labels')
     _require_folders('GTA5', (image_dir, label_dir), GTA5_RAW_LAYOUT)
-    samples, problems = pair_files(image_dir, label_dir, '.png', '.png')
-    return _convert('GTA5', samples, problems, 'ids', 'gta', nproc, decode_images, root)
+    samples, unpaired = pair_files(image_dir, label_dir, '.png', '.png')
+    result = _convert('GTA5', root, samples, unpaired, 'ids', 'gta', options)
+    _finish(result, result.stats, options)
+    return result
 
 
-def convert_synthia(root: str, nproc: int = 1, decode_images: bool = False) -> List[dict]:
+def convert_synthia(root: str, nproc: int = 1, decode_images: bool = False,
+                    skip_invalid: bool = False,
+                    unknown_ids_to_ignore: bool = False) -> ConversionResult:
     """Convert Synthia RAND-CITYSCAPES labels to train ids and write the class statistics.
 
     Args:
         root: Synthia root with ``RGB/`` and ``GT/LABELS/``.
-        nproc: Number of worker processes.
-        decode_images: Fully decode every image instead of checking headers and ends.
+        nproc, decode_images, skip_invalid, unknown_ids_to_ignore: As in
+            :func:`convert_gta`.
 
     Returns:
-        The per-label class statistics.
+        The result; ``stats`` holds the per-label class statistics.
 
     Raises:
         FileNotFoundError: When a folder is missing or holds no pairs.
         ConversionError: Listing every problem found.
     """
+    options = dict(nproc=nproc, decode_images=decode_images, skip_invalid=skip_invalid,
+                   unknown_ids_to_ignore=unknown_ids_to_ignore)
     image_dir, label_dir = osp.join(root, 'RGB'), osp.join(root, 'GT', 'LABELS')
     _require_folders('Synthia', (image_dir, label_dir), SYNTHIA_RAW_LAYOUT)
-    samples, problems = pair_files(image_dir, label_dir, '.png', '.png')
-    return _convert('Synthia', samples, problems, 'synthia', 'synthia', nproc, decode_images,
-                    root)
+    samples, unpaired = pair_files(image_dir, label_dir, '.png', '.png')
+    result = _convert('Synthia', root, samples, unpaired, 'synthia', 'synthia', options)
+    _finish(result, result.stats, options)
+    return result
 
 
 def convert_cityscapes(root: str, nproc: int = 1, splits: Sequence[str] = ('train', 'val'),
-                       stats_split: Optional[str] = 'train',
-                       decode_images: bool = False) -> Dict[str, List[dict]]:
+                       stats_split: Optional[str] = 'train', decode_images: bool = False,
+                       skip_invalid: bool = False,
+                       unknown_ids_to_ignore: bool = False) -> ConversionResult:
     """Convert Cityscapes ``*_gtFine_labelIds.png`` to ``*_gtFine_labelTrainIds.png``.
 
     Args:
         root: Cityscapes root with ``leftImg8bit/`` and ``gtFine/``.
         nproc: Number of worker processes.
         splits: Splits to convert.
-        stats_split: The split whose class statistics are written into ``root`` (None: none).
-        decode_images: Fully decode every image instead of checking headers and ends.
+        stats_split: The split whose class statistics are written into ``root`` (None: none),
+            and the only split whose samples ``skip_invalid`` may leave out (the others are
+            evaluated on).
+        decode_images, skip_invalid, unknown_ids_to_ignore: As in :func:`convert_gta`.
 
     Returns:
-        The per-label class statistics of each split.
+        The result; ``splits`` holds the per-label class statistics of each split.
 
     Raises:
         FileNotFoundError: When a folder is missing or holds no pairs.
         ConversionError: Listing every problem found (all splits are checked first).
     """
+    options = dict(nproc=nproc, decode_images=decode_images, skip_invalid=skip_invalid,
+                   unknown_ids_to_ignore=unknown_ids_to_ignore)
     folders = {s: (osp.join(root, 'leftImg8bit', s), osp.join(root, 'gtFine', s))
                for s in splits}
     _require_folders('Cityscapes', [f for pair in folders.values() for f in pair],
@@ -382,15 +197,14 @@ def convert_cityscapes(root: str, nproc: int = 1, splits: Sequence[str] = ('trai
     paired = {s: pair_files(img, lbl, '_leftImg8bit.png', '_gtFine_labelIds.png',
                             '_gtFine_labelTrainIds.png')
               for s, (img, lbl) in folders.items()}
-    problems = [p for _, split_problems in paired.values() for p in split_problems]
+    empty = [f'{folders[split][1]}: no *_gtFine_labelIds.png labels'
+             for split, (split_samples, _) in paired.items() if not split_samples]
     samples = [sample for split_samples, _ in paired.values() for sample in split_samples]
-    for split, (split_samples, _) in paired.items():
-        if not split_samples:
-            problems.append(f'{folders[split][1]}: no *_gtFine_labelIds.png labels')
-    stats = _convert('Cityscapes', samples, problems, 'ids', 'cityscapes', nproc,
-                     decode_images, None)
-    by_split = {s: [st for st in stats if st['file'].startswith(folders[s][1] + os.sep)]
-                for s in splits}
-    if stats_split is not None:
-        write_class_stats(root, by_split[stats_split])
-    return by_split
+    unpaired = [r for _, split_unpaired in paired.values() for r in split_unpaired]
+    protected = [f for s, pair in folders.items() if s != stats_split for f in pair]
+    result = _convert('Cityscapes', root, samples, unpaired, 'ids', 'cityscapes', options,
+                      fatal=empty, protected=protected)
+    result.splits = {s: [st for st in result.stats
+                         if st['file'].startswith(folders[s][1] + os.sep)] for s in splits}
+    _finish(result, None if stats_split is None else result.splits[stats_split], options)
+    return result

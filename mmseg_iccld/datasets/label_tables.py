@@ -2,7 +2,11 @@
 
 GTA5 labels use Cityscapes' label ids, so GTA5 and Cityscapes share the table that
 ``cityscapesscripts`` ships (read from it, never retyped). Synthia (RAND-CITYSCAPES) has its
-own 23 class ids; its table follows the mapping DAFormer, HRDA and MIC use.
+own 23 class ids; its table maps them as DAFormer's converter (which HRDA and MIC reuse) does,
+except for the three ids of classes Synthia has no pixels of: 16 terrain, 18 truck and 20
+train are ignored (255) here, where DAFormer maps them to train ids 9, 14 and 16. Its
+converter notes that Synthia holds no such pixels; where that is so, both give the same labels
+and class statistics (see ``SYNTHIA_TABLE``).
 """
 from dataclasses import dataclass, field
 from typing import Dict, List
@@ -44,6 +48,19 @@ class LabelTable:
             lut[label_id] = train_id
         object.__setattr__(self, 'lut', lut)
 
+    def unknown_pixels(self, label_ids: np.ndarray) -> Dict[int, int]:
+        """Pixels of each id in ``label_ids`` that the table does not know.
+
+        Args:
+            label_ids: Integer label map, any shape.
+
+        Returns:
+            ``{id: pixels}`` for the distinct ids outside ``[0, num_ids)``, ascending; empty
+            when all are known.
+        """
+        values, counts = np.unique(label_ids, return_counts=True)
+        return {int(v): int(n) for v, n in zip(values, counts) if v < 0 or v >= self.num_ids}
+
     def unknown_ids(self, label_ids: np.ndarray) -> List[int]:
         """Ids in ``label_ids`` that the table does not know.
 
@@ -53,20 +70,26 @@ class LabelTable:
         Returns:
             The sorted distinct ids outside ``[0, num_ids)``; empty when all are known.
         """
-        values = np.unique(label_ids)
-        return [int(v) for v in values if v < 0 or v >= self.num_ids]
+        return list(self.unknown_pixels(label_ids))
 
-    def to_train_ids(self, label_ids: np.ndarray) -> np.ndarray:
+    def to_train_ids(self, label_ids: np.ndarray, unknown_to_ignore: bool = False) -> np.ndarray:
         """Map label ids to train ids.
 
         Args:
-            label_ids: Integer label map ``(H, W)`` whose ids all lie in ``[0, num_ids)``
-                (check with :meth:`unknown_ids` first).
+            label_ids: Integer label map ``(H, W)``.
+            unknown_to_ignore: Map ids outside ``[0, num_ids)`` to the ignore index. When
+                False, every id must lie in ``[0, num_ids)`` (check with :meth:`unknown_ids`
+                first).
 
         Returns:
             ``(H, W)`` uint8 train ids, 255 where the id is ignored.
         """
-        return self.lut[label_ids]
+        if not unknown_to_ignore:
+            return self.lut[label_ids]
+        known = (label_ids >= 0) & (label_ids < self.num_ids)
+        train_ids = np.full(label_ids.shape, IGNORE_INDEX, dtype=np.uint8)
+        train_ids[known] = self.lut[label_ids[known]]
+        return train_ids
 
 
 def _cityscapes_id_to_train_id() -> Dict[int, int]:
@@ -85,8 +108,12 @@ GTA5_TABLE = LabelTable('GTA5', _cityscapes_id_to_train_id(), num_ids=34)
 # Synthia RAND-CITYSCAPES ids: 0 void, 1 sky, 2 building, 3 road, 4 sidewalk, 5 fence,
 # 6 vegetation, 7 pole, 8 car, 9 traffic sign, 10 pedestrian, 11 bicycle, 12 motorcycle,
 # 13 parking-slot, 14 road-work, 15 traffic light, 16 terrain, 17 rider, 18 truck, 19 bus,
-# 20 train, 21 wall, 22 lanemarking. Synthia's terrain, truck and train are not mapped, as in
-# the published protocol (16 classes).
+# 20 train, 21 wall, 22 lanemarking. The 16 trained ids map as in DAFormer's converter. Synthia
+# has no terrain, truck or train (its class list names them; DAFormer's converter notes they are
+# not present), and the Synthia benchmark evaluates 16 classes without them. DAFormer maps ids
+# 16, 18 and 20 to train ids 9, 14 and 16; this table maps them to 255, so that pixels of them,
+# should a copy of Synthia hold any, are neither trained as classes that are never evaluated nor
+# drawn by rare class sampling, which favours the rarest classes.
 _SYNTHIA_TRAINED = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 10, 10: 11,
                     17: 12, 8: 13, 19: 15, 12: 17, 11: 18}
 SYNTHIA_TABLE = LabelTable(

@@ -6,7 +6,7 @@ from mmseg.datasets import CityscapesDataset
 from mmseg.datasets.basesegdataset import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .validation import checked_data_list
+from .listing import checked_data_list
 
 SYNTHIA_LAYOUT = """\
   <data_root>/RGB/<name>.png                        RGB images (from the Synthia download)

@@ -3,18 +3,24 @@
 Drop-in replacements for mmcv's ``LoadImageFromFile`` and mmseg's ``LoadAnnotations``, for
 any mmseg dataset (GTA5Dataset, SynthiaDataset, mmseg's CityscapesDataset, ...). The stock
 transforms decode a truncated PNG into a half-grey image, cast a 16-bit label to uint8 by
-wrapping, and accept raw label ids in place of train ids; these raise instead.
+wrapping, and accept raw label ids in place of train ids; these raise instead. Images that
+are not RGB (grayscale, palette, with alpha) are loaded as RGB with a note the first time.
+``SkipMissingLabel`` makes a label loader tolerate samples without label (``UDADataset``
+wraps its target's label loaders in it, as target labels are never trained on).
 """
-from typing import Optional
+import io
+from typing import Optional, Union
 
 import mmcv
 import mmengine.fileio as fileio
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
+from PIL import Image
 
-from .validation import DataFileError, check_bytes_complete, check_label_values, check_same_size
+from .validation import (DataFileError, check_bytes_complete, check_label_values,
+                         check_same_size, note_once, rgb_conversion)
 
 
 def _read_bytes(path: str, backend_args: Optional[dict], what: str) -> bytes:
@@ -36,12 +42,30 @@ def _decode(data: bytes, path: str, flag: str, backend: str, what: str) -> np.nd
     return array
 
 
+def _note_if_not_rgb(data: bytes, path: str) -> None:
+    """Note, once per process, an image that is loaded as RGB although it is not RGB."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            mode = img.mode
+    except Exception:  # the decoder has already read it; its header is only looked at here
+        return
+    how = rgb_conversion(mode)
+    if how:
+        note_once('image not RGB',
+                  f'{path}: {mode} image, loaded as RGB ({how}); further images that are not '
+                  f'RGB are loaded the same way without a note')
+
+
 @TRANSFORMS.register_module()
 class LoadImageFromFileChecked(LoadImageFromFile):
     """``LoadImageFromFile`` that rejects missing, truncated and undecodable images.
 
     Required Keys: ``img_path``. Modified Keys: ``img`` ``(H, W, 3)`` uint8 (BGR by default),
     ``img_shape``, ``ori_shape``. Arguments are those of mmcv's ``LoadImageFromFile``.
+
+    With ``color_type='color'`` (the default) a grayscale, palette or RGBA image is decoded to
+    three color channels (gray copied, palette looked up, alpha dropped); the first such image
+    a process loads is named in a warning.
 
     Raises:
         DataFileError: Naming the file, when it is missing, empty, truncated (PNG without
@@ -62,6 +86,8 @@ class LoadImageFromFileChecked(LoadImageFromFile):
         try:
             data = _read_bytes(filename, self.backend_args, 'image')
             img = _decode(data, filename, self.color_type, self.imdecode_backend, 'image')
+            if self.color_type == 'color':
+                _note_if_not_rgb(data, filename)
         except DataFileError:
             if self.ignore_empty:
                 return None
@@ -152,3 +178,41 @@ class LoadAnnotationsChecked(LoadAnnotations):
                 f'ignore_index={self.ignore_index}, check_size={self.check_size}, '
                 f'reduce_zero_label={self.reduce_zero_label}, '
                 f"imdecode_backend='{self.imdecode_backend}', backend_args={self.backend_args})")
+
+
+@TRANSFORMS.register_module()
+class SkipMissingLabel(BaseTransform):
+    """Run a label loader only for samples whose label file exists.
+
+    For labels that are not needed, such as the target labels of unsupervised domain
+    adaptation: a sample without its label file loads without ``gt_seg_map``; a label that
+    exists is loaded (and checked) by ``loader``.
+
+    Required Keys: ``seg_map_path`` (may be None). Added Keys: those of ``loader``, when the
+    label exists.
+
+    Args:
+        loader: The label loader, a config (e.g. ``dict(type='LoadAnnotationsChecked')``) or
+            a built ``LoadAnnotations``.
+    """
+
+    def __init__(self, loader: Union[dict, LoadAnnotations]) -> None:
+        self.loader = TRANSFORMS.build(loader) if isinstance(loader, dict) else loader
+
+    def transform(self, results: dict) -> dict:
+        """Load the label with ``loader`` when its file exists.
+
+        Args:
+            results: Result dict from the dataset.
+
+        Returns:
+            ``results``, with the label when it exists.
+        """
+        path = results.get('seg_map_path')
+        backend_args = getattr(self.loader, 'backend_args', None)
+        if path is None or not fileio.exists(path, backend_args=backend_args):
+            return results
+        return self.loader(results)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(loader={self.loader!r})'

@@ -10,6 +10,11 @@ dataset's pipeline (ending in ``PackSegInputs``) returns::
 
 Rare class sampling (RCS, Hoyer et al., DAFormer, CVPR 2022) draws the source sample so that
 rare classes are seen often; see :mod:`mmseg_iccld.datasets.rare_class_sampling`.
+
+What training reads is checked when the dataset is built: every source image and label and
+every target image must exist. Target labels are never trained on; a missing one is counted in
+a note and its sample loads without ``gt_sem_seg`` (:class:`SkipMissingLabel`). Samples that a
+converter skipped (``conversion_report.json``) are left out of both datasets.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Union
@@ -18,6 +23,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from mmseg.registry import DATASETS
+from .listing import (check_training_files, full_init_listed, leave_out_skipped,
+                      make_labels_optional)
 from .rare_class_sampling import (SAMPLE_CLASS_STATS_FILE, SAMPLES_WITH_CLASS_FILE,
                                   candidates_per_class, class_frequencies,
                                   class_probabilities, label_key, load_stats_file)
@@ -59,6 +66,10 @@ class UDADataset:
         self.source = self._build(source, 'source')
         self.target = self._build(target, 'target')
         self._check_classes()
+        for role, dataset in (('source', self.source), ('target', self.target)):
+            leave_out_skipped(dataset, role)
+        check_training_files(self.source, self.target)
+        make_labels_optional(self.target)
         self.rcs_enabled = rare_class_sampling is not None
         if self.rcs_enabled:
             self._init_rare_class_sampling(dict(rare_class_sampling))
@@ -124,7 +135,15 @@ class UDADataset:
     @staticmethod
     def _build(dataset: Union[dict, BaseDataset], role: str) -> BaseDataset:
         if isinstance(dataset, dict):
-            return DATASETS.build(dataset)
+            cls = dataset.get('type')
+            cls = DATASETS.get(cls) if isinstance(cls, str) else cls
+            if not (isinstance(cls, type) and issubclass(cls, BaseDataset)) or \
+                    dataset.get('lazy_init'):
+                return DATASETS.build(dataset)
+            # Listed here, so that an empty or missing image folder is named.
+            built = DATASETS.build(dict(dataset, lazy_init=True))
+            full_init_listed(built, role)
+            return built
         if hasattr(dataset, '__getitem__') and hasattr(dataset, 'metainfo'):
             return dataset
         raise TypeError(f'UDADataset: {role} must be a dataset config (dict) or a built '

@@ -5,11 +5,12 @@ the wrong size or with raw label ids trains silently on garbage. These checks ar
 converters (which run them on the whole dataset before anyone trains) and by the checked
 loading transforms (which run them on every sample they load).
 """
+import logging
 import os.path as osp
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from mmseg.datasets.basesegdataset import BaseSegDataset
+from mmengine.logging import print_log
 from PIL import Image
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
@@ -86,6 +87,27 @@ def check_file_complete(path: str) -> None:
         raise DataFileError(f'{path}: {problem}')
 
 
+def read_image_header(path: str) -> Tuple[int, int, str]:
+    """Read an image's size and PIL mode from its header, without decoding the pixels.
+
+    Args:
+        path: Image file path.
+
+    Returns:
+        ``(height, width, mode)``, e.g. ``(1052, 1914, 'RGB')``.
+
+    Raises:
+        DataFileError: When the header cannot be read.
+    """
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            mode = img.mode
+    except Exception as e:  # PIL raises several exception types for broken files
+        raise DataFileError(f'{path}: unreadable image ({type(e).__name__}: {e})') from e
+    return height, width, mode
+
+
 def read_image_size(path: str) -> Tuple[int, int]:
     """Read an image's size from its header, without decoding the pixels.
 
@@ -98,12 +120,48 @@ def read_image_size(path: str) -> Tuple[int, int]:
     Raises:
         DataFileError: When the header cannot be read.
     """
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except Exception as e:  # PIL raises several exception types for broken files
-        raise DataFileError(f'{path}: unreadable image ({type(e).__name__}: {e})') from e
-    return height, width
+    return read_image_header(path)[:2]
+
+
+def rgb_conversion(mode: str) -> Optional[str]:
+    """What loading an image of PIL mode ``mode`` as 3-channel color does to it.
+
+    The checked image loader decodes every image to three color channels, as OpenCV's
+    ``IMREAD_COLOR`` does: gray is copied to the three channels, palette indices are looked
+    up, an alpha channel is dropped.
+
+    Args:
+        mode: PIL image mode (``'RGB'``, ``'RGBA'``, ``'L'``, ``'P'``, ...).
+
+    Returns:
+        None for ``'RGB'``; otherwise a short description, e.g. ``'alpha channel dropped'``.
+    """
+    if mode == 'RGB':
+        return None
+    steps = []
+    if mode[0] in 'LI1':
+        steps.append('gray copied to the three channels')
+    if mode.startswith('P'):
+        steps.append('palette colors looked up')
+    if 'A' in mode:
+        steps.append('alpha channel dropped')
+    return ', '.join(steps) or f'{mode} converted to RGB'
+
+
+_NOTED: set = set()
+
+
+def note_once(key: str, message: str) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this process.
+
+    Args:
+        key: What the note is about; a key already noted is not noted again.
+        message: The note.
+    """
+    if key in _NOTED:
+        return
+    _NOTED.add(key)
+    print_log(message, logger='current', level=logging.WARNING)
 
 
 def check_same_size(image_shape: Sequence[int], label_shape: Sequence[int], image_path: str,
@@ -213,41 +271,3 @@ def check_labels_exist(data_list: Sequence[dict], raw_suffix: str, seg_map_suffi
     if unlabelled:
         raise FileNotFoundError(f'{len(unlabelled)} image(s) have no label. Expected layout:\n'
                                 f'{layout}\n{format_problems(unlabelled)}')
-
-
-def checked_data_list(dataset: BaseSegDataset,
-                      load_data_list: Callable[[BaseSegDataset], List[dict]], layout: str,
-                      converter: str) -> List[dict]:
-    """A dataset's ``load_data_list`` with its folders and converted labels checked.
-
-    Args:
-        dataset: The dataset, its ``data_prefix`` already joined with ``data_root``. Datasets
-            on a remote storage backend (``backend_args`` set) are listed unchecked.
-        load_data_list: The unchecked listing, called as ``load_data_list(dataset)``.
-        layout: The dataset's expected layout, for messages.
-        converter: The converter script that writes the dataset's converted labels.
-
-    Returns:
-        mmseg data infos.
-
-    Raises:
-        FileNotFoundError: When a folder is missing, no image is found, or an image has no
-            converted label.
-    """
-    if dataset.backend_args:
-        return load_data_list(dataset)
-    img_dir = dataset.data_prefix.get('img_path')
-    ann_dir = dataset.data_prefix.get('seg_map_path')
-    folders = [('image folder', img_dir)]
-    if ann_dir is not None:
-        folders.append(('label folder', ann_dir))
-    check_folders(folders, layout)
-    data_list = load_data_list(dataset)
-    if not data_list:
-        raise FileNotFoundError(f'no *{dataset.img_suffix} images in {img_dir!r}. Expected '
-                                f'layout:\n{layout}')
-    if ann_dir is not None:
-        root = dataset.data_root or '<data_root>'
-        check_labels_exist(data_list, '.png', dataset.seg_map_suffix,
-                           f'python {converter} {root}', layout)
-    return data_list

@@ -7,38 +7,29 @@ Usage:
 Reads ``<root>/GT/LABELS/<name>.png`` (16-bit PNGs, class id in the first channel), checks
 every pair with ``<root>/RGB/<name>.png``, writes ``<name>_labelTrainIds.png`` beside it and
 ``sample_class_stats.json``, ``sample_class_stats_dict.json``, ``samples_with_class.json``
-into ``<root>``. Exits with status 1 and lists every problem when a check fails. Safe to
-re-run: converted labels are never read as raw labels.
+into ``<root>``. Exits with status 1 and lists every problem when a check fails;
+``--skip-invalid`` converts the other samples instead and ``--unknown-ids-to-ignore`` maps
+unknown label ids to 255, both writing ``<root>/conversion_report.json``. Safe to re-run:
+converted labels are never read as raw labels.
 """
 import argparse
 import sys
 
-from mmseg_iccld.datasets.conversion import ConversionError, convert_synthia
+from mmseg_iccld.datasets.conversion import convert_synthia
+from mmseg_iccld.datasets.conversion_cli import add_conversion_arguments, run_conversion
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Convert Synthia labels to Cityscapes train ids (+ class statistics)')
     parser.add_argument('synthia_path', help='Synthia root, holding RGB/ and GT/LABELS/')
-    parser.add_argument('--nproc', default=4, type=int, help='number of processes')
-    parser.add_argument('--decode-images', action='store_true',
-                        help='fully decode every image (slow) instead of checking its '
-                        'header and end')
+    add_conversion_arguments(parser)
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
-    try:
-        stats = convert_synthia(args.synthia_path, nproc=args.nproc,
-                                decode_images=args.decode_images)
-    except (ConversionError, FileNotFoundError) as e:
-        print(f'\nerror: {e}', file=sys.stderr)
-        for problem in getattr(e, 'problems', [])[20:]:
-            print(f'  - {problem}', file=sys.stderr)
-        return 1
-    print(f'\nconverted {len(stats)} labels; class statistics written to {args.synthia_path}')
-    return 0
+    return run_conversion(convert_synthia, args.synthia_path, args)
 
 
 if __name__ == '__main__':
