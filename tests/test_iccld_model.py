@@ -10,39 +10,20 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg_iccld.models.diffusion import DiffusionDraw
 from mmseg_iccld.models.losses import loss_ldm
+from tiny_models import tiny_iccld
 
 NUM_CLASSES = 4
 
 
 def build_model(phase: int = 1, model_args=None, diffusion_args=None, **test_cfg):
+    """``tiny_iccld`` with a 3-level epsilon UNet, no dropout, and the given overrides."""
     torch.manual_seed(0)
-    cfg = ConfigDict(
-        type='ICCLD',
-        phase=phase,
-        backbone=dict(
-            type='MixVisionTransformer',
-            embed_dims=8,
-            num_layers=[1, 1, 1, 1],
-            num_heads=[1, 2, 5, 8]),
-        neck=dict(type='LatentProjector', in_channels=[8, 16, 40, 64], latent_channels=16),
-        diffusion=dict(
-            type='MaskDiffusion',
-            num_classes=NUM_CLASSES,
-            latent_channels=16,
-            cond_channels=8,
-            block_out_channels=(8, 16, 16),
-            norm_num_groups=4,
-            **(diffusion_args or {})),
-        decode_head=dict(
-            type='InterCoderHead',
-            in_channels=[8, 16, 40, 64],
-            channels=16,
-            latent_channels=16,
-            num_classes=NUM_CLASSES,
-            dropout_ratio=0.0,
-            norm_cfg=dict(type='BN')),
-        test_cfg=dict(mode='whole', **test_cfg),
-        **(model_args or {}))
+    cfg = ConfigDict(tiny_iccld(NUM_CLASSES), phase=phase, test_cfg=dict(mode='whole', **test_cfg),
+                     **(model_args or {}))
+    cfg.diffusion.update(block_out_channels=(8, 16, 16), norm_num_groups=4,
+                         prediction_type='epsilon')
+    cfg.diffusion.update(diffusion_args or {})
+    cfg.decode_head.dropout_ratio = 0.0
     model = MODELS.build(cfg)
     model.init_weights()
     return model

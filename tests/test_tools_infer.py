@@ -1,4 +1,5 @@
-"""tools/infer.py: predictions equal the UDA wrapper's, ICCLD uncertainty, clear errors."""
+"""tools/infer.py: predictions equal the UDA wrapper's, ICCLD uncertainty, output names, clear
+errors."""
 import glob
 import os
 import os.path as osp
@@ -25,14 +26,14 @@ ICCLD = osp.join(REPO, 'configs/synthetic/iccld_tiny.py')
 PALETTE = np.array(get_palette('cityscapes'), dtype=np.uint8)
 
 
-def build_uda(config: str, stage: int = 1):
+def build_uda(config: str, phase: int = 1):
     """The config's whole UDA model, randomly initialised (seed 0), and its state dict."""
     cfg = Config.fromfile(config)
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    if stage == 2:
+    if phase == 2:
         model.set_phase(2)
     return cfg, model.eval()
 
@@ -41,8 +42,8 @@ def build_uda(config: str, stage: int = 1):
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp('infer_checkpoints')
     paths = {}
-    for name, config, stage in (('dacs', DAFORMER, 1), ('iccld', ICCLD, 2)):
-        _, model = build_uda(config, stage)
+    for name, config, phase in (('dacs', DAFORMER, 1), ('iccld', ICCLD, 2)):
+        _, model = build_uda(config, phase)
         paths[name] = str(root / f'{name}.pth')
         torch.save(dict(state_dict=model.state_dict(), meta=dict()), paths[name])
     return paths
@@ -135,9 +136,9 @@ def error_of(infer_main, capsys, *args) -> str:
     return lines[-2]
 
 
-def write_image(path, width: int, height: int) -> str:
+def write_image(path, width: int, height: int, value: int = 90) -> str:
     os.makedirs(osp.dirname(path), exist_ok=True)
-    Image.fromarray(np.full((height, width, 3), 90, np.uint8)).save(path)
+    Image.fromarray(np.full((height, width, 3), value, np.uint8)).save(path)
     return str(path)
 
 
@@ -194,3 +195,113 @@ def test_checkpoint_of_another_model_and_num_samples_without_iccld(
     assert error_of(infer_main, capsys, DAFORMER, checkpoints['dacs'], image,
                     '--num-samples', '2') == ('error: ValueError: --num-samples needs an ICCLD '
                                               'model; EncoderDecoder draws no noise')
+
+
+# output names and output folders
+
+
+def files_below(folder) -> list:
+    """Every file below ``folder`` (hidden ones too), as sorted relative paths."""
+    return sorted(osp.relpath(osp.join(parent, name), folder)
+                  for parent, _, names in os.walk(folder) for name in names)
+
+
+def test_images_differing_only_in_extension_keep_both_outputs(infer_main, capsys, checkpoints,
+                                                              tmp_path):
+    folder = tmp_path / 'frames'
+    png = write_image(folder / 'frame.png', 64, 32, value=40)
+    jpg = write_image(folder / 'frame.jpg', 64, 32, value=200)
+    write_image(folder / 'sub' / 'frame.png', 64, 32)  # another folder: no clash
+    out = tmp_path / 'out'
+    infer_main([DAFORMER, checkpoints['dacs'], str(folder), '--out', str(out), '--opacity', '0'])
+    stdout = capsys.readouterr().out
+    assert ('note: 2 image(s) share their name with an image of another extension; their '
+            'outputs keep it: frame.jpg.png, frame.png.png') in stdout
+    assert f'3 image(s): masks, overlays, labels written to {out}' in stdout
+    assert files_below(out) == [f'{kind}/{name}' for kind in ('labels', 'masks', 'overlays')
+                                for name in ('frame.jpg.png', 'frame.png.png', 'sub/frame.png')]
+    # with opacity 0 an overlay is its own image
+    for image, name in ((png, 'frame.png.png'), (jpg, 'frame.jpg.png')):
+        expected = np.array(Image.open(image).convert('RGB')).astype(int)
+        overlay = np.array(Image.open(out / 'overlays' / name)).astype(int)
+        assert np.abs(overlay - expected).max() <= 2, name
+
+
+def test_images_whose_outputs_would_still_clash_are_refused(infer_main, capsys, tmp_path):
+    checkpoint = str(tmp_path / 'some.pth')
+    open(checkpoint, 'wb').close()
+    folder = tmp_path / 'frames'
+    for name in ('frame.png', 'frame.jpg', 'frame.png.jpg'):
+        write_image(folder / name, 8, 6)
+    assert error_of(infer_main, capsys, DAFORMER, checkpoint, str(folder)) == (
+        f'error: ValueError: images {folder}/frame.png and {folder}/frame.png.jpg would both '
+        'be written as frame.png.png: rename one of them')
+
+
+def test_output_folder_inside_the_input_is_not_read_back(infer_main, capsys, checkpoints,
+                                                         tmp_path):
+    folder = tmp_path / 'photos'
+    write_image(folder / 'a.png', 64, 32)
+    out = folder / 'pred'
+    args = [DAFORMER, checkpoints['dacs'], str(folder), '--out', str(out)]
+    infer_main(args)
+    first = capsys.readouterr().out
+    assert 'note: not read as input' not in first
+    written = files_below(out)
+    assert written == ['labels/a.png', 'masks/a.png', 'overlays/a.png']
+    infer_main(args)
+    second = capsys.readouterr().out
+    assert (f'note: not read as input (the output of --out {out}): {out}/labels, {out}/masks, '
+            f'{out}/overlays') in second
+    assert f'1 image(s): masks, overlays, labels written to {out}' in second
+    assert files_below(out) == written  # no pred/masks/pred/... from reading its own output
+
+
+def test_unwritable_output_folder_is_an_error_before_the_model_is_built(infer_main, capsys,
+                                                                        tmp_path):
+    checkpoint = str(tmp_path / 'some.pth')
+    open(checkpoint, 'wb').close()  # no checkpoint: the folder is checked before it is read
+    image = write_image(tmp_path / 'a.png', 8, 6)
+    blocker = tmp_path / 'results'
+    blocker.write_text('a file where a folder is meant to be')
+    assert error_of(infer_main, capsys, DAFORMER, checkpoint, image, '--out',
+                    str(blocker / 'pred')) == (f'error: OutputPathError: --out folder '
+                                               f'{blocker}/pred cannot be created: {blocker} is '
+                                               'not a folder')
+    assert error_of(infer_main, capsys, DAFORMER, checkpoint, image, '--out', str(blocker)) == \
+        f'error: OutputPathError: --out folder {blocker} exists and is not a folder'
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders: chmod '
+                    'cannot make a folder unwritable (the file-parent variant still runs)')
+def test_read_only_output_folder_is_an_error_before_the_model_is_built(infer_main, capsys,
+                                                                       tmp_path):
+    checkpoint = str(tmp_path / 'some.pth')
+    open(checkpoint, 'wb').close()
+    image = write_image(tmp_path / 'a.png', 8, 6)
+    read_only = tmp_path / 'read_only'
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        assert error_of(infer_main, capsys, DAFORMER, checkpoint, image, '--out',
+                        str(read_only)) == \
+            f'error: OutputPathError: --out folder {read_only} is not writable'
+        assert error_of(infer_main, capsys, DAFORMER, checkpoint, image, '--out',
+                        str(read_only / 'pred')) == (
+            f'error: OutputPathError: --out folder {read_only}/pred cannot be created: '
+            f'{read_only} is not writable')
+    finally:
+        read_only.chmod(0o755)
+
+
+def test_a_result_file_that_cannot_be_written_is_one_line_naming_it(infer_main, capsys,
+                                                                    checkpoints, tmp_path):
+    image = write_image(tmp_path / 'in' / 'a.png', 64, 32)
+    out = tmp_path / 'out'
+    (out / 'labels' / 'a.png').mkdir(parents=True)  # a folder where the label map goes
+    assert error_of(infer_main, capsys, DAFORMER, checkpoints['dacs'], image, '--out',
+                    str(out)) == f'error: OutputPathError: cannot write {out}/labels/a.png: ' \
+                                 'Is a directory'
+    # what was written before stays, complete; no partial file is left behind
+    assert files_below(out) == ['masks/a.png', 'overlays/a.png']
+    assert np.array(Image.open(out / 'masks' / 'a.png')).shape == (32, 64, 3)

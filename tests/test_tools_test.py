@@ -4,6 +4,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -167,6 +168,8 @@ def test_table_matches_the_written_predictions_and_pictures_are_drawn(
     assert float(row[1]) == pytest.approx(np.nanmean(iou), abs=0.02)
     with open(tmp_path / 'work' / 'metrics.json') as f:
         metrics = json.load(f)
+    assert metrics['images'] == 4
+    assert f"metrics of 4 image(s) written to {tmp_path / 'work' / 'metrics.json'}" in result.stdout
     assert metrics['metrics']['mIoU'] == pytest.approx(float(row[1]), abs=1e-4)
     assert metrics['per_class_iou']['road'] == pytest.approx(written[0], abs=1e-4)
     assert osp.isfile(tmp_path / 'tables' / 'dacs.md')
@@ -212,3 +215,82 @@ def test_unknown_module_is_one_line_naming_type_and_config(tmp_path, tool):
     assert line == (f"error: UnknownModuleError: config {config} names an unknown model type "
                     "'NoSuchHead' (not registered: a typo, or a module missing from "
                     'custom_imports)')
+
+
+# an incomplete or empty test split, and output folders that cannot be written
+
+
+def val_split_copy(benchmark, root) -> str:
+    """A copy of the benchmark's target val split (images and labels) in ``root``."""
+    for part in ('leftImg8bit', 'gtFine'):
+        shutil.copytree(osp.join(benchmark.cityscapes_root, part, 'val'),
+                        osp.join(root, part, 'val'))
+    return str(root)
+
+
+def test_incomplete_empty_and_missing_splits_are_errors(synthetic_benchmark, tmp_path):
+    checkpoint = str(tmp_path / 'dacs.pth')
+    save_checkpoint(DAFORMER, checkpoint)
+    root = val_split_copy(synthetic_benchmark, tmp_path / 'cityscapes')
+    options = ['--work-dir', str(tmp_path / 'work'), '--cfg-options',
+               f'test_dataloader.dataset.data_root={root}', 'test_dataloader.num_workers=0',
+               'test_dataloader.persistent_workers=False']
+    images = sorted(glob.glob(osp.join(root, 'leftImg8bit', 'val', '*', '*_leftImg8bit.png')))
+    assert len(images) == 4
+    os.remove(images[1])
+    label = images[1].replace(osp.join('leftImg8bit', 'val'), osp.join('gtFine', 'val')).replace(
+        '_leftImg8bit.png', '_gtFine_labelTrainIds.png')
+    assert osp.isfile(label)
+    line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, *options))
+    assert line == ('error: FileNotFoundError: the test split is incomplete: 1 label(s) without '
+                    f'an image, e.g. {label} (its image {images[1]} is missing): restore the '
+                    'image or remove the label')
+    for image in images:
+        if osp.isfile(image):
+            os.remove(image)
+    line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, *options))
+    assert line == ('error: FileNotFoundError: the test split is empty: no *_leftImg8bit.png '
+                    f"images in {osp.join(root, 'leftImg8bit', 'val')}")
+    shutil.rmtree(osp.join(root, 'leftImg8bit'))
+    line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, *options))
+    assert line == ('error: FileNotFoundError: the image folder '
+                    f"{osp.join(root, 'leftImg8bit', 'val')} of the test split does not exist")
+    assert not osp.exists(tmp_path / 'work' / 'metrics.json')
+
+
+def test_unwritable_output_folders_are_errors_before_the_model_is_built(tmp_path):
+    checkpoint = str(tmp_path / 'any.pth')
+    open(checkpoint, 'wb').close()  # no checkpoint: the folders are checked before it is read
+    blocker = tmp_path / 'results'
+    blocker.write_text('a file where a folder is meant to be')
+    work = tmp_path / 'work'
+    line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, '--work-dir', str(work),
+                               '--table-out', str(blocker / 'tables' / 'dacs')))
+    assert line == (f'error: OutputPathError: --table-out folder {blocker}/tables cannot be '
+                    f'created: {blocker} is not a folder')
+    line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, '--work-dir',
+                               str(blocker / 'work')))
+    assert line == (f'error: OutputPathError: work dir {blocker}/work cannot be created: '
+                    f'{blocker} is not a folder')
+    assert not work.exists()  # no runner was built
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders: chmod '
+                    'cannot make a folder unwritable (the file-parent variant still runs)')
+def test_read_only_output_folders_are_errors_before_the_model_is_built(tmp_path):
+    checkpoint = str(tmp_path / 'any.pth')
+    open(checkpoint, 'wb').close()
+    read_only = tmp_path / 'read_only'
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, '--work-dir',
+                                   str(tmp_path / 'work'), '--table-out',
+                                   str(read_only / 'dacs')))
+        assert line == f'error: OutputPathError: --table-out folder {read_only} is not writable'
+        line = error_line(run_tool('tools/test.py', DAFORMER, checkpoint, '--work-dir',
+                                   str(read_only / 'work')))
+        assert line == (f'error: OutputPathError: work dir {read_only}/work cannot be created: '
+                        f'{read_only} is not writable')
+    finally:
+        read_only.chmod(0o755)

@@ -201,7 +201,7 @@ def mean_iou(predictions: dict) -> float:
 
 def test_tool_reports_s_draws_and_single_pass(synthetic_benchmark, tmp_path):
     checkpoint = str(tmp_path / 'iccld.pth')
-    _, model = build_uda(ICCLD, stage=2)
+    _, model = build_uda(ICCLD, 2)
     state = model.state_dict()
     # D reads m_hat0 through a projection that starts at zero, and predicts nearly uniform
     # softmaxes at first: give the draws a say, and the softmax a range of confidences
@@ -220,7 +220,7 @@ def test_tool_reports_s_draws_and_single_pass(synthetic_benchmark, tmp_path):
     assert (section['samples'], section['num_inference_steps']) == (2, 3)
     assert not any(key.startswith('unc_') for key in written['metrics'])
     for num_samples, values in ((2, section), (1, section['single_pass'])):
-        predictions = wrapper_predictions(ICCLD, checkpoint, synthetic_benchmark, stage=2,
+        predictions = wrapper_predictions(ICCLD, checkpoint, synthetic_benchmark, phase=2,
                                           num_samples=num_samples)
         entropy, confidence, correct = valid_pixels(predictions)
         if num_samples == 2:

@@ -13,10 +13,17 @@ INPUT is an image, a folder of images (searched recursively) or a folder of vide
     DIR/uncertainty/<name>.png    ICCLD with --num-samples > 1: entropy of the mean softmax
     DIR/uncertainty/<name>.npy      over the noise draws, in nats (PNG scaled to [0, ln C])
 
-keeping the folder structure below INPUT. UDA configs (DACS, DAFormer, ICCLD) are run with the
-student, as tools/test.py evaluates them: only the student is built (no teacher, no frozen
-ImageNet backbone), and the checkpoint's ``model.*`` weights are loaded into it. Images go
-through the config's test pipeline, without its label loading.
+keeping the folder structure below INPUT. ``<name>`` is the image's path below INPUT without
+its extension; images of one folder that differ only in their extension (``frame.png`` and
+``frame.jpg``) keep it instead, so that neither overwrites the other: ``masks/frame.png.png``
+and ``masks/frame.jpg.png``. Inputs whose names would still clash are refused, naming both.
+When DIR lies inside INPUT, the folders written here (DIR/masks, ...) are not read as input.
+Unwritable output folders are reported before the model is built.
+
+UDA configs (DACS, DAFormer, ICCLD) are run with the student, as tools/test.py evaluates them:
+only the student is built (no teacher, no frozen ImageNet backbone), and the checkpoint's
+``model.*`` weights are loaded into it. Images go through the config's test pipeline, without
+its label loading.
 
 Images of different sizes cannot share a batch: with ``--batch-size`` > 1, or with
 ``--same-size`` (for frames of one video), every image must have the same size.
@@ -28,6 +35,7 @@ import os
 import os.path as osp
 import re
 import sys
+from collections import Counter
 from typing import List, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -35,11 +43,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import numpy as np  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
-                           explain_unknown_modules, load_config, read_checkpoint,
-                           sub_state_dict)
+from tools._common import (check_output_folder, check_state_dict,  # noqa: E402
+                           exit_on_user_error, explain_unknown_modules, load_config,
+                           read_checkpoint, sub_state_dict, write_result_file)
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# the subfolders of the output folder this tool writes
+OUTPUT_KINDS = ('masks', 'overlays', 'labels', 'uncertainty')
 
 
 def parse_args(argv=None):
@@ -47,7 +57,10 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('input', help='an image, a folder of images or of video frames')
-    parser.add_argument('--out', default='work_dirs/infer', help='output folder')
+    parser.add_argument('--out', default='work_dirs/infer',
+                        help='output folder; images of one folder differing only in their '
+                        'extension keep it in their output names (frame.png.png, '
+                        'frame.jpg.png)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--batch-size', type=int, default=1,
                         help='images per forward pass (> 1 needs images of one size)')
@@ -65,28 +78,63 @@ def _natural_key(path: str):
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r'(\d+)', path)]
 
 
-def list_images(path: str) -> Tuple[List[str], str]:
+def list_images(path: str, skip: Sequence[str] = ()) -> Tuple[List[str], str, List[str]]:
     """The images of INPUT in natural order, and the folder output names are relative to.
 
     Args:
         path: An image file or a folder.
+        skip: Folders not to search (this tool's output folders).
 
     Returns:
-        tuple: image paths; their root folder.
+        tuple: image paths; their root folder; the folders of ``skip`` found below INPUT.
 
     Raises:
         FileNotFoundError: When INPUT does not exist or holds no image.
     """
     if osp.isfile(path):
-        return [path], osp.dirname(path)
+        return [path], osp.dirname(path), []
     if not osp.isdir(path):
         raise FileNotFoundError(f'input {path} does not exist')
-    images = []
-    for folder, _, files in os.walk(path):
+    skip = {osp.realpath(folder) for folder in skip}
+    images, skipped = [], []
+    for folder, subfolders, files in os.walk(path):
+        for name in list(subfolders):
+            if osp.realpath(osp.join(folder, name)) in skip:
+                subfolders.remove(name)
+                skipped.append(osp.join(folder, name))
         images += [osp.join(folder, f) for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
     if not images:
         raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
-    return sorted(images, key=lambda p: _natural_key(osp.relpath(p, path))), path
+    return sorted(images, key=lambda p: _natural_key(osp.relpath(p, path))), path, sorted(skipped)
+
+
+def output_names(paths: Sequence[str], root: str) -> Tuple[List[str], List[str]]:
+    """The output name of each image: its path below ``root`` without the extension.
+
+    Images of one folder that differ only in their extension keep it (``frame.png`` and
+    ``frame.jpg`` are written as ``frame.png.png`` and ``frame.jpg.png``).
+
+    Args:
+        paths: Image files.
+        root: The folder names are relative to ('' for a single image).
+
+    Returns:
+        tuple: one name per image, all different; those of them that keep the extension.
+
+    Raises:
+        ValueError: Naming two images whose outputs would still be one file.
+    """
+    relative = [osp.relpath(p, root) if root else osp.basename(p) for p in paths]
+    stems = [osp.splitext(r)[0] for r in relative]
+    shared = Counter(stems)
+    names = [r if shared[s] > 1 else s for r, s in zip(relative, stems)]
+    owners = {}
+    for path, name in zip(paths, names):
+        if name in owners:
+            raise ValueError(f'images {owners[name]} and {path} would both be written as '
+                             f'{name}.png: rename one of them')
+        owners[name] = path
+    return names, [r for r, s in zip(relative, stems) if shared[s] > 1]
 
 
 def check_images(paths: Sequence[str], same_size: bool, reason: str) -> None:
@@ -230,13 +278,10 @@ def save_outputs(path: str, name: str, out: str, result, palette: np.ndarray,
         scaled = np.clip(entropy / math.log(len(result.seg_logits.data)), 0, 1)
         outputs['uncertainty'] = Image.fromarray(
             (colormaps['magma'](scaled)[..., :3] * 255).round().astype(np.uint8))
-        target = osp.join(out, 'uncertainty', name + '.npy')
-        os.makedirs(osp.dirname(target), exist_ok=True)
-        np.save(target, entropy.astype(np.float32))
+        write_result_file(osp.join(out, 'uncertainty', name + '.npy'),
+                          lambda target: np.save(target, entropy.astype(np.float32)))
     for kind, picture in outputs.items():
-        target = osp.join(out, kind, name + '.png')
-        os.makedirs(osp.dirname(target), exist_ok=True)
-        picture.save(target)
+        write_result_file(osp.join(out, kind, name + '.png'), picture.save)
 
 
 @exit_on_user_error
@@ -248,12 +293,22 @@ def main(argv=None):
         raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    paths, root = list_images(args.input)
+    paths, root, skipped = list_images(args.input,
+                                       [osp.join(args.out, kind) for kind in OUTPUT_KINDS])
+    if skipped:
+        print(f'note: not read as input (the output of --out {args.out}): '
+              + ', '.join(skipped))
+    names, kept = output_names(paths, root)
+    if kept:
+        shown = ', '.join(f'{name}.png' for name in kept[:4]) + (', ...' if len(kept) > 4 else '')
+        print(f'note: {len(kept)} image(s) share their name with an image of another '
+              f'extension; their outputs keep it: {shown}')
     if args.batch_size > 1:
         check_images(paths, True, f'--batch-size {args.batch_size} batches them together '
                      '(use --batch-size 1 for images of mixed sizes)')
     else:
         check_images(paths, args.same_size, '--same-size requires one size')
+    check_output_folder(args.out, '--out folder')
     import torch
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise ValueError('--device cuda: no CUDA GPU is available')
@@ -269,8 +324,8 @@ def main(argv=None):
     with tqdm(total=len(paths), unit='img', desc='infer') as progress:
         for start in range(0, len(paths), args.batch_size):
             batch = paths[start:start + args.batch_size]
-            for path, result in zip(batch, inference_model(model, batch)):
-                name = osp.splitext(osp.relpath(path, root) if root else osp.basename(path))[0]
+            batch_names = names[start:start + args.batch_size]
+            for path, name, result in zip(batch, batch_names, inference_model(model, batch)):
                 save_outputs(path, name, args.out, result, palette, args.opacity)
                 written_uncertainty |= 'uncertainty' in result
             progress.update(len(batch))

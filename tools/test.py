@@ -28,6 +28,9 @@ entropy is its uncertainty. ``metrics.json`` gets a section
 
 A checkpoint whose weights do not fit the evaluated network (missing or unexpected keys,
 other shapes) is an error, where mmengine would only warn and evaluate a partly random model.
+So are, before the model runs, an output folder that cannot be written, an empty test split,
+and a label of the test split without its image; ``metrics.json`` records the number of
+images evaluated (``"images"``).
 """
 import argparse
 import json
@@ -40,9 +43,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
-                           explain_unknown_modules, load_config, read_checkpoint,
-                           set_cpu_distributed_backend, student_prefix, sub_state_dict)
+from tools._common import (check_output_folder, check_state_dict,  # noqa: E402
+                           exit_on_user_error, explain_unknown_modules, load_config,
+                           read_checkpoint, set_cpu_distributed_backend, student_prefix,
+                           sub_state_dict, write_result_text)
+from tools.split_check import check_test_split, count_images  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -186,11 +191,8 @@ def write_tables(metrics: dict, config: str, prefix: str) -> None:
     method = osp.join(osp.basename(osp.dirname(osp.abspath(config))),
                       osp.splitext(osp.basename(config))[0])
     markdown = table_to_markdown(method, header, values)
-    os.makedirs(osp.dirname(osp.abspath(prefix)), exist_ok=True)
-    with open(prefix + '.csv', 'w') as f:
-        f.write(table_to_csv(method, header, values))
-    with open(prefix + '.md', 'w') as f:
-        f.write(markdown)
+    write_result_text(prefix + '.csv', table_to_csv(method, header, values))
+    write_result_text(prefix + '.md', markdown)
     print(markdown + f'per-class table written to {prefix}.csv and {prefix}.md')
 
 
@@ -314,6 +316,12 @@ def main(argv=None):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    outputs = [(cfg.work_dir, 'work dir'), (args.out, '--out folder'),
+               (args.show_dir, '--show-dir folder'),
+               (args.table_out and osp.dirname(osp.abspath(args.table_out)), '--table-out folder')]
+    for folder, what in outputs:
+        if folder:
+            check_output_folder(folder, what)
 
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
@@ -334,6 +342,8 @@ def main(argv=None):
     with explain_unknown_modules(args.config):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         check_checkpoint(runner, args.checkpoint, args.config)
+        check_test_split(cfg.test_dataloader.dataset)
+        images = count_images(runner.test_loop.dataloader.dataset)
         samples, network = uncertainty_samples(runner, args)
         if samples > 1:
             add_uncertainty_metric(runner)
@@ -347,8 +357,8 @@ def main(argv=None):
                  for k, v in metrics.items() if k.startswith(PER_CLASS_PREFIX)}
     summary = {k: float(v) for k, v in metrics.items() if not k.startswith(PER_CLASS_PREFIX)}
     path = osp.join(cfg.work_dir, 'metrics.json')
-    result = dict(config=args.config, checkpoint=args.checkpoint, metrics=summary,
-                  per_class_iou=per_class)
+    result = dict(config=args.config, checkpoint=args.checkpoint, images=images,
+                  metrics=summary, per_class_iou=per_class)
     if uncertainty is not None:
         result['uncertainty'] = uncertainty
         print(f"uncertainty over {uncertainty['pixels']} pixels, K = "
@@ -356,9 +366,8 @@ def main(argv=None):
               f"{_fmt(uncertainty['auroc'])}, ECE {_fmt(uncertainty['ece'])}; single pass: "
               f"AUROC {_fmt(uncertainty['single_pass']['auroc'])}, ECE "
               f"{_fmt(uncertainty['single_pass']['ece'])}")
-    with open(path, 'w') as f:
-        json.dump(result, f, indent=2)
-    print(f'metrics written to {path}')
+    write_result_text(path, json.dumps(result, indent=2))
+    print(f'metrics of {images} image(s) written to {path}')
     if with_table and per_class:
         write_tables(metrics, args.config,
                      args.table_out or osp.join(cfg.work_dir, 'per_class'))
