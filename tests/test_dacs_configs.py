@@ -21,13 +21,7 @@ SCHEDULE = osp.join(REPO, 'configs/_base_/schedules/adamw_poly_40k.py')
 
 # Dataset base configs are written separately; where one is missing, a stand-in with the
 # same structure (a UDADataset of source and target, or a plain source set) takes its place.
-UDA_STUB = """
-train_dataloader = dict(
-    batch_size=2, num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=False),
-    dataset=dict(type='UDADataset',
-                 source=dict(type='{source}', data_root='data/source', pipeline=[]),
-                 target=dict(type='CityscapesDataset', data_root='data/target', pipeline=[])))
+VAL_STUB = """
 val_dataloader = dict(batch_size=1, num_workers=0,
                       sampler=dict(type='DefaultSampler', shuffle=False),
                       dataset=dict(type='CityscapesDataset', pipeline=[]))
@@ -35,7 +29,14 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 """
-SOURCE_STUB = UDA_STUB.replace("dataset=dict(type='UDADataset',", "dataset=dict(")
+UDA_STUB = """
+train_dataloader = dict(
+    batch_size=2, num_workers=0,
+    sampler=dict(type='InfiniteSampler', shuffle=False),
+    dataset=dict(type='UDADataset',
+                 source=dict(type='{source}', data_root='data/source', pipeline=[]),
+                 target=dict(type='CityscapesDataset', data_root='data/target', pipeline=[])))
+""" + VAL_STUB
 DATASET_STUBS = {
     'uda_gta_to_cityscapes_512x512.py': UDA_STUB.format(source='GTA5Dataset'),
     'uda_synthia_to_cityscapes_512x512.py': UDA_STUB.format(source='SynthiaDataset'),
@@ -44,13 +45,7 @@ DATASET_STUBS = {
 train_dataloader = dict(batch_size=2, num_workers=0,
                         sampler=dict(type='InfiniteSampler', shuffle=True),
                         dataset=dict(type='CityscapesDataset', pipeline=[]))
-val_dataloader = dict(batch_size=1, num_workers=0,
-                      sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(type='CityscapesDataset', pipeline=[]))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
-""",
+""" + VAL_STUB,
 }
 
 
