@@ -5,10 +5,13 @@
 #
 # Why the steps are ordered like this:
 #   * torch 2.13.0 first, so nothing later pulls a newer CUDA build from the index.
-#   * setuptools<70 because mmcv 2.1.0's setup.py imports pkg_resources.
 #   * mmcv 2.1.0 has no wheel for current Python/torch: it is built from source with its ops
 #     (mmseg 1.2.2 imports mmcv.ops), without build isolation (an isolated build would
 #     download a fresh torch). pip caches the built wheel, so only the first install pays.
+#   * Its setup.py imports pkg_resources, which setuptools >= 81 no longer has, while torch
+#     requires a recent setuptools. The wheel is therefore built in a throwaway environment
+#     holding setuptools<70 that sees this environment's packages (torch) behind its own; this
+#     environment keeps the setuptools torch asks for, and pip finds no conflict to report.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -38,7 +41,43 @@ spec = importlib.util.find_spec('mmcv')
 import pathlib
 if not list(pathlib.Path(spec.origin).parent.glob('_ext*.so')):
     sys.exit('mmcv has no compiled ops')
+# torch's own setuptools requirement (an earlier install downgraded setuptools for mmcv)
+from packaging.requirements import Requirement
+for line in md.requires('torch') or []:
+    req = Requirement(line)
+    if req.name == 'setuptools' and (req.marker is None or req.marker.evaluate()) \
+            and not req.specifier.contains(md.version('setuptools'), prereleases=True):
+        sys.exit(f'setuptools {md.version("setuptools")} does not satisfy torch ({line})')
 PY
+}
+
+# torch's requirement on setuptools, e.g. "setuptools>=77.0.3" ("setuptools" when it has none)
+torch_setuptools() {
+  "$py" - <<'PY'
+import importlib.metadata as md
+reqs = [r.split(';')[0].replace(' ', '') for r in md.requires('torch') or []]
+print(next((r for r in reqs if r.startswith('setuptools')), 'setuptools'))
+PY
+}
+
+# Build the mmcv wheel with setuptools<70 in a throwaway environment that sees this
+# environment's packages, then install the wheel here (with its dependencies).
+build_mmcv() {
+  local tmp build site build_site
+  tmp="$(mktemp -d)"
+  build="$tmp/env"
+  "$py" -m venv "$build"
+  # setuptools first, while the build environment sees nothing else: no conflict to report
+  "$build/bin/python" -m pip install -q "setuptools<70" wheel ninja \
+    2> >(grep -v "^WARNING: Location" >&2)
+  site="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  build_site="$("$build/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "$site" > "$build_site/_install_target.pth"  # torch & co., behind the old setuptools
+  PATH="$build/bin:$PATH" MMCV_WITH_OPS=1 "$build/bin/python" -m pip wheel -q \
+    --no-build-isolation --no-deps mmcv==2.1.0 -w "$tmp/wheels" \
+    2> >(grep -v "^WARNING: Location" >&2)
+  pip install -q "$tmp"/wheels/mmcv-2.1.0-*.whl
+  rm -rf "$tmp"
 }
 
 if check 2>/dev/null; then
@@ -53,10 +92,10 @@ if ! "$py" -c 'import torch' 2>/dev/null; then
   echo "[install] torch 2.13.0 (CPU wheel)"
   pip install -q torch==2.13.0
 fi
-pip install -q "setuptools<70" wheel ninja
+pip install -q "$(torch_setuptools)" wheel
 if ! "$py" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' 2>/dev/null; then
   echo "[install] mmcv 2.1.0 with ops (built from source the first time: ~10 minutes)"
-  MMCV_WITH_OPS=1 pip install -q --no-build-isolation mmcv==2.1.0
+  build_mmcv
 fi
 echo "[install] OpenMMLab, diffusers, kornia, cityscapesscripts and the plugin"
 pip install -q mmengine==0.10.7 mmsegmentation==1.2.2 diffusers kornia cityscapesscripts ftfy \

@@ -6,6 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
+from mmengine.registry import DefaultScope
 
 import mmseg_iccld.models.uda.iccld_uda as iccld_uda
 import mmseg_iccld.models.uda.loss_guard as loss_guard
@@ -16,6 +17,14 @@ from test_iccld_uda import uda_batch as iccld_batch
 
 torch.set_num_threads(1)
 NAN = float('nan')
+
+
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Build the models from mmseg's registries, whichever runner (and default scope) a
+    test before this one created."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
 
 
 def state(module) -> dict:
@@ -111,6 +120,68 @@ def test_skip_drops_the_iteration_and_training_goes_on(monkeypatch):
     for k, v in dacs.teacher.module.named_parameters():
         expected = 2 / 3 * teacher0[k] + 1 / 3 * student[k].detach()
         assert torch.allclose(v, expected, atol=1e-6), k
+
+
+def _skip_at(guard: NonFiniteLossGuard, module, iterations) -> None:
+    """Run ``guard`` through ``iterations``, each with a NaN loss."""
+    for iteration in iterations:
+        set_iteration(iteration)
+        guard.begin(module)
+        guard.check({'src.loss': torch.tensor(NAN)})
+        assert guard.skip_step()
+
+
+def test_skipping_is_limited_within_a_window_of_recent_iterations(monkeypatch):
+    monkeypatch.setattr(loss_guard, 'print_log', lambda *a, **k: None)
+    module = torch.nn.BatchNorm1d(2)
+    guard = NonFiniteLossGuard('skip')  # the default: 10 within 100 iterations
+    assert (guard.max_skips, guard.window) == (10, 100)
+    _skip_at(guard, module, range(2, 12))
+    set_iteration(12)
+    guard.begin(module)
+    guard.check({'src.loss': torch.tensor(NAN)})
+    with pytest.raises(FloatingPointError) as error:
+        guard.skip_step()
+    assert str(error.value) == (
+        'non-finite loss src.loss at iteration 12: 11 of the last 100 iterations had a '
+        'non-finite loss (nonfinite max_skips=10); training stopped, no update used a '
+        'non-finite loss')
+
+    # old skips leave the window: 3 per 10 iterations go on for ever
+    guard = NonFiniteLossGuard(dict(policy='skip', max_skips=3, window=10))
+    _skip_at(guard, module,
+             [i for start in range(0, 100, 10) for i in (start, start + 1, start + 9)])
+    assert guard.skipped == 30 and guard.steps == 30
+    with pytest.raises(FloatingPointError, match='4 of the last 10 iterations'):
+        _skip_at(guard, module, [100, 101, 102, 103])
+
+
+def test_nonfinite_settings_are_checked():
+    with pytest.raises(ValueError) as error:
+        NonFiniteLossGuard(dict(policy='skip', max_skip=3))
+    assert str(error.value) == ("nonfinite: unknown key 'max_skip' (did you mean "
+                                "'max_skips'?); the keys are max_skips, policy, window")
+    with pytest.raises(ValueError, match='max_skips must be >= 0 and window >= 1'):
+        NonFiniteLossGuard(dict(policy='skip', window=0))
+    assert NonFiniteLossGuard(dict(policy='raise')).policy == 'raise'
+
+
+def test_dacs_passes_the_limit_to_its_guard(monkeypatch):
+    """nonfinite=dict(...) reaches the guard through DACS: with max_skips=0 the first
+    non-finite iteration stops the run, before any update."""
+    torch.manual_seed(0)
+    dacs = build_dacs(nonfinite=dict(policy='skip', max_skips=0))
+    wrapper = optim_wrapper(dacs)
+    set_iteration(0)
+    dacs.train_step(uda_batch(seed=0), wrapper)
+    before = state(dacs)
+    monkeypatch.setattr(loss_guard, 'print_log', lambda *a, **k: None)
+    poison(dacs, 'mixed_losses', 'decode.loss_ce', monkeypatch)
+    set_iteration(1)
+    with pytest.raises(FloatingPointError, match=r'^non-finite loss mix\.decode\.loss_ce at '
+                       r'iteration 1: 1 of the last 100 iterations'):
+        dacs.train_step(uda_batch(seed=1), wrapper)
+    assert_unchanged(before, dacs)
 
 
 def test_iccld_step2_skip_leaves_student_discriminator_and_teacher(monkeypatch):

@@ -7,8 +7,16 @@ Differences from mmseg's own tools/train.py:
 - ``--amp`` works for UDA configs too, including those with several optimizers (mmseg's
   asserts a single ``OptimWrapper``); the dtype is bfloat16 where the GPU supports it.
 - Without a GPU, distributed runs use the gloo backend (CPU).
-- Pretrained files named by the config are checked before anything is built.
-- A config naming an unregistered module type gets one line naming the type and the config.
+- Before anything is built: misspelt config keys (top-level, model, hooks, optimizer
+  wrappers, loops, schedulers), pretrained files the config names, and the work dir are
+  checked; each problem is one line. A config naming an unregistered module type gets one
+  line naming the type and the config.
+- ``--resume`` starts from the newest checkpoint that loads (saying which was passed over),
+  and refuses when there is nothing to resume; a checkpoint of another model or optimizer
+  layout is refused before it is loaded (``load_from``: unless ``load_strict=False``).
+- Checkpoints are written under a temporary name and renamed when complete.
+- A run whose non-finite losses exceed ``nonfinite``'s limit stops with one line; a run that
+  skipped any iteration ends with a warning giving the count.
 """
 import argparse
 import os
@@ -22,22 +30,44 @@ from mmengine.config import DictAction  # noqa: E402
 from tools._common import (apply_amp, exit_on_user_error,  # noqa: E402
                            explain_unknown_modules, load_config, set_cpu_distributed_backend)
 
+EPILOG = """\
+checkpoints:
+  --resume             resume from work_dir/last_checkpoint; when that file is empty or names
+                       a checkpoint that does not load (cut short by a kill), from the newest
+                       iter_N.pth that loads, with one line saying so
+  --resume CKPT        resume from CKPT, or from the newest older checkpoint in its folder
+                       that loads
+  load_from            (--cfg-options load_from=CKPT) start from the weights of CKPT; a
+                       checkpoint that fits the model only partly is refused unless
+                       --cfg-options load_strict=False, which loads the matching weights
+  a checkpoint of another model or optimizer layout is never resumed from
+
+non-finite losses (UDA models):
+  model.nonfinite=skip drop an iteration whose loss is NaN or infinite instead of stopping;
+                       more than 10 skipped within 100 iterations stops the run
+  model.nonfinite.policy=skip model.nonfinite.max_skips=N model.nonfinite.window=W
+                       the same with another limit (when the config sets no nonfinite)
+"""
+
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser = argparse.ArgumentParser(
+        description='Train a segmentor', epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume', nargs='?', const='auto', default=None,
         help='resume from CKPT, or from the latest checkpoint in the work dir when no '
-        'path is given')
+        'path is given (see below)')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument(
         '--amp-dtype', default=None, choices=['float16', 'bfloat16'],
         help='AMP dtype (default: bfloat16 where supported, else float16)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-        help='override settings of the config, e.g. train_cfg.max_iters=100')
+        help='override settings of the config, e.g. train_cfg.max_iters=100; '
+        'load_strict=False loads a load_from checkpoint that fits the model only partly')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -45,6 +75,34 @@ def parse_args():
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def add_reliability_hooks(cfg) -> None:
+    """Add the hooks that check loaded checkpoints and report skipped non-finite steps.
+
+    ``load_strict`` (default True) is the ``strict`` of ``CheckpointFitHook``.
+    """
+    strict = cfg.get('load_strict', True)
+    if not isinstance(strict, bool):
+        raise ValueError(f'load_strict must be True or False, got {strict!r}')
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {hook.get('type') for hook in hooks if isinstance(hook, dict)}
+    for hook in (dict(type='CheckpointFitHook', strict=strict),
+                 dict(type='NonFiniteReportHook')):
+        if hook['type'] not in present:
+            hooks.append(hook)
+    cfg.custom_hooks = hooks
+
+
+def train(runner) -> None:
+    """``runner.train()``; a stop by the non-finite loss guard is one logged line, status 1."""
+    try:
+        runner.train()
+    except FloatingPointError as error:
+        if os.environ.get('MMSEG_ICCLD_TRACEBACK'):
+            raise
+        runner.logger.error(f'FloatingPointError: {error}')
+        sys.exit(1)
 
 
 @exit_on_user_error
@@ -68,14 +126,27 @@ def main():
         cfg.load_from = args.resume
     set_cpu_distributed_backend(cfg)
 
+    from mmseg_iccld.engine.config_check import check_config
+    check_config(cfg, args.config)
+    from mmseg_iccld.engine.work_dir import check_work_dir
+    check_work_dir(cfg.work_dir)
+    resume_note = None
+    if cfg.get('resume', False):
+        from mmseg_iccld.engine.resume import choose_resume_checkpoint
+        cfg.load_from, resume_note = choose_resume_checkpoint(cfg.work_dir,
+                                                              cfg.get('load_from'))
+
     from mmseg_iccld.models.pretrained import check_pretrained_files
     check_pretrained_files(cfg)
+    add_reliability_hooks(cfg)
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     with explain_unknown_modules(args.config):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-        runner.train()
+        if resume_note:
+            runner.logger.warning(resume_note)
+        train(runner)
 
 
 if __name__ == '__main__':

@@ -14,13 +14,22 @@ The guard checks each loss dict before its backward pass and applies one of two 
   terms. ICCLD's discriminator loss is checked after the student's step: when it alone is
   non-finite, the discriminator's step and the teacher update are what is skipped.
 
+Skipping has a limit: when more than ``max_skips`` of the last ``window`` iterations were
+skipped (by default 10 of 100), a ``FloatingPointError`` stops the run, as under ``'raise'``;
+a run that keeps producing non-finite losses is broken, and its checkpoints would only
+record that. The model config sets the policy as ``nonfinite='skip'`` (the default limit) or
+``nonfinite=dict(policy='skip', max_skips=20, window=500)``. The ``NonFiniteReportHook``
+(added by ``tools/train.py``) warns at the end of a run in which any iteration was skipped.
+
 Under distributed training every rank takes the same decision (one all-reduced flag per
 check), so no rank waits in a collective that another rank has left. With ``'skip'`` the
 backward pass still runs, because DDP expects one backward per forward; its gradients are
 discarded.
 """
+import difflib
 import logging
-from typing import Dict, List, Optional
+from collections import deque
+from typing import Deque, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -29,6 +38,9 @@ from mmengine.logging import MessageHub, print_log
 from torch import Tensor
 
 NONFINITE_POLICIES = ('raise', 'skip')
+# at most this many skipped iterations within the last DEFAULT_WINDOW iterations
+DEFAULT_MAX_SKIPS = 10
+DEFAULT_WINDOW = 100
 
 
 def nonfinite_terms(losses: Dict[str, object]) -> List[str]:
@@ -81,14 +93,35 @@ class NonFiniteLossGuard:
     deciding on the optimizer step and the teacher update, and :meth:`log_vars` into the log.
 
     Args:
-        policy: ``'raise'`` or ``'skip'`` (module docstring).
+        policy: ``'raise'`` or ``'skip'`` (module docstring), or a dict with ``policy`` and
+            optionally ``max_skips`` and ``window``, as the model config's ``nonfinite``.
+        max_skips: Under ``'skip'``, the most iterations that may be skipped within the last
+            ``window`` iterations; one more raises ``FloatingPointError``.
+        window: The number of recent iterations ``max_skips`` counts over.
     """
 
-    def __init__(self, policy: str = 'raise') -> None:
+    def __init__(self, policy: Union[str, dict] = 'raise', max_skips: int = DEFAULT_MAX_SKIPS,
+                 window: int = DEFAULT_WINDOW) -> None:
+        if isinstance(policy, dict):
+            options = dict(max_skips=max_skips, window=window, policy='raise')
+            unknown = [k for k in policy if k not in options]
+            if unknown:
+                near = difflib.get_close_matches(unknown[0], list(options), n=1)
+                hint = f' (did you mean {near[0]!r}?)' if near else ''
+                raise ValueError(f'nonfinite: unknown key {unknown[0]!r}{hint}; the keys are '
+                                 f'{", ".join(sorted(options))}')
+            options.update(policy)
+            policy, max_skips, window = options['policy'], options['max_skips'], options['window']
         if policy not in NONFINITE_POLICIES:
             raise ValueError(f'nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}')
+        if int(max_skips) < 0 or int(window) < 1:
+            raise ValueError(f'nonfinite: max_skips must be >= 0 and window >= 1, got '
+                             f'max_skips={max_skips}, window={window}')
         self.policy = policy
+        self.max_skips = int(max_skips)
+        self.window = int(window)
         self.skipped = 0
+        self._recent: Deque[int] = deque()  # iterations skipped within the window
         self._steps_seen = 0
         self._iteration = 0
         self._bad: List[str] = []
@@ -143,22 +176,45 @@ class NonFiniteLossGuard:
         Returns:
             True under ``'skip'`` after a non-finite term (on any rank); the caller then
             zeroes the gradients and makes neither an optimizer step nor a teacher update.
+
+        Raises:
+            FloatingPointError: When skipping this iteration makes more than ``max_skips``
+                skipped iterations within the last ``window`` (every rank alike: the
+                decision to skip is shared).
         """
         if not self._bad:
             return self._skipping
-        if not self._skipping:
-            self.skipped += 1
-        self._skipping = True
         if self._buffers is not None:
             with torch.no_grad():
                 for name, buffer in self._module.named_buffers():
                     if name in self._buffers:
                         buffer.copy_(self._buffers[name])
+        if not self._skipping:
+            self.skipped += 1
+            self._count_recent()
+        self._skipping = True
         print_log(f'iteration {self._iteration}: non-finite loss {", ".join(self._bad)}; '
                   f'the iteration\'s updates are skipped ({self.skipped} skipped iterations '
                   f'so far)', logger='current', level=logging.WARNING)
         self._bad = []
         return True
+
+    @property
+    def steps(self) -> int:
+        """The number of iterations this guard has seen (since the process started)."""
+        return self._steps_seen
+
+    def _count_recent(self) -> None:
+        """Record the skipped iteration; raise when the window holds too many."""
+        self._recent.append(self._iteration)
+        while self._recent and self._recent[0] <= self._iteration - self.window:
+            self._recent.popleft()
+        if len(self._recent) > self.max_skips:
+            raise FloatingPointError(
+                f'non-finite loss {", ".join(self._bad)} at iteration {self._iteration}: '
+                f'{len(self._recent)} of the last {self.window} iterations had a non-finite '
+                f'loss (nonfinite max_skips={self.max_skips}); training stopped, no update '
+                f'used a non-finite loss')
 
     def log_vars(self) -> Dict[str, Tensor]:
         """``{'nonfinite_skipped': count}`` under ``'skip'``; nothing under ``'raise'``."""
