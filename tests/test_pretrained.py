@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
-from mmseg_iccld.models.pretrained import check_pretrained_files, find_pretrained_files
+from mmseg_iccld.engine.pretrained_files import check_pretrained_files, find_pretrained_files
 
 register_all_modules(init_default_scope=True)
 

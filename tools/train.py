@@ -136,7 +136,7 @@ def main():
         cfg.load_from, resume_note = choose_resume_checkpoint(cfg.work_dir,
                                                               cfg.get('load_from'))
 
-    from mmseg_iccld.models.pretrained import check_pretrained_files
+    from mmseg_iccld.engine.pretrained_files import check_pretrained_files
     check_pretrained_files(cfg)
     add_reliability_hooks(cfg)
 
