@@ -159,14 +159,22 @@ def test_masked_loss_carries_the_pseudo_label_weight_and_lambda():
     assert torch.equal(logs[2.5]['masked.decode.acc_seg'], logs[1.0]['masked.decode.acc_seg'])
 
 
-def test_a_wrapper_with_its_own_iteration_refuses_mic():
-    class OwnIteration(DACS):
-        def train_step(self, data, optim_wrapper):
-            return {}
+def test_a_subclass_with_its_own_extra_pass_keeps_mic_after_it():
+    calls = []
+
+    class OwnPass(DACS):
+        def extra_passes(self, it):
+            calls.append('own')
+            super().extra_passes(it)
+
+        def masked_pass(self, it):
+            calls.append('masked')
+            super().masked_pass(it)
 
     cfg = dacs_config(tiny_daformer(), mask_consistency=MIC)
     cfg.pop('type')
-    with pytest.raises(ValueError, match='own train_step'):
-        OwnIteration(**cfg)
-    cfg.pop('mask_consistency')
-    assert OwnIteration(**cfg).mask_consistency is None
+    dacs = OwnPass(**cfg)
+    dacs.init_weights()
+    log = dacs.train(True).train_step(uda_batch(), _wrapper(dacs))
+    assert calls == ['own', 'masked']
+    assert 'masked.decode.loss_ce' in log

@@ -112,7 +112,7 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
     (not reduced) confident fraction."""
     from mmseg_iccld.models.diffusion import DiffusionDraw
     from mmseg_iccld.models.segmentors.iccld import ICCLD
-    from mmseg_iccld.models.uda import dacs
+    from mmseg_iccld.models.uda import classmix, dacs
     from mmseg_iccld.models.uda.dacs import DACS
 
     def mix(self, inputs, data_samples, target_inputs, pseudo_labels, pseudo_weights):
@@ -120,8 +120,8 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
         for sample in data_samples:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(sample.metainfo['sample_idx'])
-                masks.append(dacs.class_mix_masks(sample.gt_sem_seg.data[None],
-                                                  self.ignore_index))
+                masks.append(classmix.class_mix_masks(sample.gt_sem_seg.data[None],
+                                                      self.ignore_index))
         mixed, samples = self.mix_with_masks(torch.cat(masks), inputs, data_samples,
                                              target_inputs, pseudo_labels, pseudo_weights)
         return self.photometric_augmentation(mixed), samples

@@ -49,6 +49,8 @@ PHASES = (
     ('mix', 'ClassMix + color jitter + blur'),
     ('mixed_losses', 'mixed forward'),
     ('target_losses', 'target forward (ICCLD phase 2)'),
+    ('masked_losses', 'masked target forward (MIC)'),
+    ('student_step', 'student optimizer step'),
     ('discriminator_step', 'discriminator step (ICCLD phase 2)'),
     ('update_teacher', 'teacher EMA update'),
 )

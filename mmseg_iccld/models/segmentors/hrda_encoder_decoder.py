@@ -14,8 +14,9 @@ windows (stride half a window) that go through the backbone as one batch; where 
 overlap, their logits are averaged. Evaluation on large images adds an outer sliding window
 (``test_cfg.mode='slide'``), also batched.
 
-The context is always encoded first: the DACS wrapper's ImageNet feature distance reads the
-first backbone call of a forward pass, which is HRDA's choice (``feature_scale=0.5``).
+The context view's backbone features are the ones the DACS wrapper's ImageNet feature distance
+compares with the frozen ImageNet backbone (HRDA's ``feature_scale=0.5``): :meth:`extract_feat`
+reports them to ``imnet_feature_tap`` (``models/uda/feature_distance.py``).
 """
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -121,6 +122,11 @@ class HRDAEncoderDecoder(EncoderDecoder):
         crop_coord_divisible: Divisor of the detail crop's offsets (HRDA: 8).
         feature_scale: Scale whose backbone features :meth:`extract_feat` returns and the
             feature distance reads; only the context scale is supported (HRDA: 0.5).
+
+    Attributes:
+        imnet_feature_tap: None, or while the DACS wrapper captures a forward pass, the
+            callable that receives the input and backbone output of the context view (the
+            ImageNet-comparable features, :func:`capture_imnet_features`).
     """
 
     def __init__(self,
@@ -155,7 +161,7 @@ class HRDAEncoderDecoder(EncoderDecoder):
         if detail_scale != 1 or abs(ratio - round(ratio)) > 1e-6 or ratio < 2:
             raise ValueError(f'scales must be [1, 1 / k] for an integer k >= 2, got {scales!r}')
         if feature_scale != context_scale:
-            # the feature distance reads the first backbone call, which encodes the context
+            # the feature distance reads the context view (extract_feat)
             raise ValueError(f'feature_scale must be the context scale {context_scale}, got '
                              f'{feature_scale!r}')
         self.context_scale = context_scale
@@ -165,12 +171,21 @@ class HRDAEncoderDecoder(EncoderDecoder):
         self.hr_slide_inference = hr_slide_inference
         self.hr_slide_overlapping = hr_slide_overlapping
         self.crop_coord_divisible = crop_coord_divisible
+        self.imnet_feature_tap = None
 
     # ------------------------------------------------------------------ the two views
 
-    def extract_unscaled_feat(self, inputs: Tensor) -> List[Tensor]:
-        """Backbone (and neck) features of ``inputs`` as they are."""
+    def extract_unscaled_feat(self, inputs: Tensor, imnet_view: bool = False) -> List[Tensor]:
+        """Backbone (and neck) features of ``inputs`` as they are.
+
+        Args:
+            inputs: Images ``(N, 3, h, w)`` of one view.
+            imnet_view: Whether this is the view whose backbone features compare with the
+                ImageNet backbone's; they are reported to ``imnet_feature_tap`` when it is set.
+        """
         x = self.backbone(inputs)
+        if imnet_view and self.imnet_feature_tap is not None:
+            self.imnet_feature_tap(inputs, x)
         return self.neck(x) if self.with_neck else x
 
     def context_input(self, inputs: Tensor) -> Tensor:
@@ -180,8 +195,9 @@ class HRDAEncoderDecoder(EncoderDecoder):
                              align_corners=self.align_corners)
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
-        """Backbone features of the image at ``feature_scale`` (the context view)."""
-        return self.extract_unscaled_feat(self.context_input(inputs))
+        """Backbone features of the image at ``feature_scale`` (the context view), the
+        ImageNet-comparable ones (reported to ``imnet_feature_tap``)."""
+        return self.extract_unscaled_feat(self.context_input(inputs), imnet_view=True)
 
     def detail_windows(self, height: int, width: int) -> List[Box]:
         """Inference windows of the detail view over an image of ``height x width``."""
@@ -202,8 +218,7 @@ class HRDAEncoderDecoder(EncoderDecoder):
             The :class:`HRDAHead` input (``context``, ``detail``, ``boxes``,
             ``scale_ratio``).
         """
-        # context first: see the module docstring (feature distance)
-        context = self.extract_unscaled_feat(self.context_input(inputs))
+        context = self.extract_feat(inputs)
         boxes = [crop_box] if crop_box is not None else self.detail_windows(*inputs.shape[2:])
         # all windows in one batch, window-major
         detail = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in boxes])

@@ -4,10 +4,10 @@ mmengine's runner trains through ``train_step`` and evaluates through ``forward(
 mode='predict')``; the UDA models evaluate their student, keep a frozen ImageNet copy in eval
 mode, optionally keep their weights and images channels-last, and sum, check and backpropagate
 the loss dict of each domain the same way. ``UDAModel`` holds that shared part; the iteration
-itself is the subclass's (``DACS.train_step``, ``ICCLDUDA.train_step``).
+itself is ``DACS.train_step``, whose named parts its subclasses override.
 """
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -18,6 +18,7 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, OptSampleLis
                          add_prefix)
 from torch import Tensor
 
+from .iteration import UDAIteration
 from .loss_guard import NonFiniteLossGuard
 
 
@@ -141,6 +142,20 @@ class UDAModel(BaseModel):
         optim_wrapper.backward(loss)
         log_vars.pop('loss')
         return loss.detach(), OrderedDict((k, v.detach()) for k, v in log_vars.items())
+
+    def student_pass(self, it: UDAIteration, prefix: str,
+                     losses_of: Callable[[], dict]) -> None:
+        """One pass of the student: its losses, one backward, recorded in ``it``.
+
+        Args:
+            it: The iteration; receives the pass's total and log variables.
+            prefix: Log prefix of the pass, e.g. ``'src'``.
+            losses_of: Computes the pass's loss dict; it runs in the student's optimizer
+                context (AMP, gradient accumulation), so forward passes belong in it.
+        """
+        with it.optim_wrapper.optim_context(self.model):
+            losses = losses_of()
+        it.add_pass(*self.backward_losses(it.optim_wrapper, losses, prefix))
 
     def preprocess(self, data: Union[dict, tuple, list]) -> dict:
         """The data preprocessor's training batch, images in the model's memory format."""

@@ -3,18 +3,27 @@
 DACS (Tranheden et al., WACV 2021) trains a student on labelled source images and on
 ClassMix images that paste source classes onto target images labelled by an EMA teacher.
 DAFormer (Hoyer et al., CVPR 2022) adds the ImageNet feature distance and the pseudo-label
-margins; HRDA and MIC keep this loop. One iteration (``docs/method.md``, 3.1):
+margins; HRDA keeps this loop, MIC adds a pass to it, ICCLD adds a pass and a step.
 
-1. iteration 0 only: the teacher and the frozen ImageNet backbone copy the student;
-2. source loss plus feature distance, one backward;
-3. teacher pseudo-label on the unaugmented target, one confidence weight per batch;
-4. ClassMix with color jitter and Gaussian blur;
-5. mixed loss with the pixel weights, one backward;
-6. one optimizer step, then the teacher's EMA update.
+One iteration is a fixed sequence of named parts (``docs/method.md``, 3.1), methods that a
+subclass overrides or extends; a :class:`~.iteration.UDAIteration` carries their results:
+
+1. ``begin_iteration``: preprocess; at iteration 0 the teacher and the frozen ImageNet
+   backbone copy the student;
+2. ``source_pass``: source loss plus feature distance, one backward;
+3. ``label_target``: teacher pseudo-labels of the unaugmented target, one confidence weight;
+4. ``mix_domains``: ClassMix with color jitter and Gaussian blur;
+5. ``mixed_pass``: mixed loss with the pixel weights, one backward;
+6. ``extra_passes``: further passes, each with its own backward: a method's own first
+   (ICCLD's ``target_pass``), then MIC's ``masked_pass``;
+7. ``student_step``: the student's one optimizer step;
+8. ``after_student_step``: none in DACS (ICCLD: the discriminator's step);
+9. ``teacher_step``: the teacher's EMA update;
+10. ``finish_iteration``: the log variables.
 """
 from collections import OrderedDict
 from copy import deepcopy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
@@ -25,9 +34,10 @@ from torch import Tensor
 
 from .pixel_weights import bind_pixel_weighted_loss, weighted_data_samples
 from .base import UDAModel
-from .classmix import class_mix, class_mix_masks, color_jitter, gaussian_blur
-from .feature_distance import feature_distance_loss
+from .feature_distance import capture_imnet_features, feature_distance_loss
+from .iteration import UDAIteration
 from .masking import MaskedImageConsistency
+from .mixed_batch import ClassMixStep
 from .pseudo_label import pseudo_label_from_logits, pseudo_weight_map
 from .teacher import EMATeacher
 
@@ -37,7 +47,7 @@ CITYSCAPES_THING_CLASSES = (6, 7, 11, 12, 13, 14, 15, 16, 17, 18)
 
 
 @MODELS.register_module()
-class DACS(UDAModel):
+class DACS(ClassMixStep, UDAModel):
     """DACS with DAFormer's additions around any mmseg segmentor.
 
     Children: ``model`` (the student, trained and evaluated), ``teacher`` (EMA of the
@@ -70,9 +80,10 @@ class DACS(UDAModel):
         imnet_feature_dist_scale_min_ratio: Majority ratio a feature cell's class needs when
             the label is downscaled to the feature grid. DAFormer: 0.75.
         nonfinite: What a NaN or infinite loss term does: ``'raise'`` or ``'skip'`` the step.
-        mask_consistency: MIC's masked image consistency (``docs/method.md``, MIC): the
-            arguments of :class:`MaskedImageConsistency` (``mask_ratio``,
-            ``mask_block_size``, ``loss_weight``, ``color_augmentation``); None turns it off.
+        mask_consistency: MIC's masked image consistency (``docs/method.md``, 7), an extra
+            pass of any subclass too: the arguments of :class:`MaskedImageConsistency`
+            (``mask_ratio``, ``mask_block_size``, ``loss_weight``, ``color_augmentation``);
+            None turns it off.
         channels_last: Keep the 4-d weights of student, teacher and ImageNet backbone, and the
             preprocessed images, in the channels-last memory format (the layout GPU
             convolution kernels prefer). The same computation up to rounding.
@@ -80,6 +91,9 @@ class DACS(UDAModel):
         compile_cfg: Keyword arguments of ``torch.compile``.
         init_cfg: Initialisation config of this wrapper (the student has its own).
     """
+
+    # the state one iteration hands from part to part; a subclass may extend it
+    iteration_type: Type[UDAIteration] = UDAIteration
 
     def __init__(self,
                  model: Union[ConfigType, nn.Module],
@@ -122,10 +136,6 @@ class DACS(UDAModel):
         self.imnet_feature_dist_scale_min_ratio = imnet_feature_dist_scale_min_ratio
         self.mask_consistency = (None if mask_consistency is None else
                                  MaskedImageConsistency(**mask_consistency))
-        if self.mask_consistency is not None and type(self).train_step is not DACS.train_step:
-            # a subclass with its own iteration would silently skip the masked loss
-            raise ValueError(f'{type(self).__name__} has its own train_step, which does not '
-                             'run the masked image consistency (mask_consistency)')
 
         head = self.model.decode_head
         head = head[-1] if isinstance(head, nn.ModuleList) else head
@@ -146,66 +156,110 @@ class DACS(UDAModel):
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:
-        """One DACS iteration (``docs/method.md``, 3.1).
+        """One iteration: the parts in their fixed order (module docstring).
 
         Args:
             data: A UDA batch: ``inputs``, ``data_samples``, ``target_inputs``,
                 ``target_data_samples``, collated (the data preprocessor normalises it) or
                 already preprocessed.
             optim_wrapper: The student's optimizer wrapper, or an ``OptimWrapperDict`` whose
-                ``'model'`` entry is.
+                ``'model'`` entry is (and which holds the other networks' wrappers).
 
         Returns:
             Detached log variables: ``loss`` (total), ``src.*``, ``mix.*``,
             ``masked.*`` (with MIC) and ``pseudo_weight``.
         """
-        optim_wrapper = self.student_optim_wrapper(optim_wrapper)
+        it = self.begin_iteration(data, optim_wrapper)
+        self.source_pass(it)
+        self.label_target(it)
+        self.mix_domains(it)
+        self.mixed_pass(it)
+        self.extra_passes(it)
+        self.student_step(it)
+        self.after_student_step(it)
+        self.teacher_step(it)
+        return self.finish_iteration(it)
+
+    # ------------------------------------------------------------ parts of an iteration
+
+    def begin_iteration(self, data: Union[dict, tuple, list],
+                        optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> UDAIteration:
+        """Preprocess the batch, copy the student at iteration 0, open the loss guard.
+
+        Returns:
+            The iteration's state (:attr:`iteration_type`).
+        """
+        student_wrapper = self.student_optim_wrapper(optim_wrapper)
         data = self.preprocess(data)
         if self.teacher.host_steps == 0:
             self.initialize_frozen_copies()
         self.loss_guard.begin(self)
+        return self.iteration_type(data=data, optim_wrapper=student_wrapper,
+                                   optim_wrappers=optim_wrapper)
 
-        with optim_wrapper.optim_context(self.model):
-            losses = self.source_losses(data['inputs'], data['data_samples'])
-        src_loss, src_log = self.backward_losses(optim_wrapper, losses, 'src')
+    def source_pass(self, it: UDAIteration) -> None:
+        """Source loss and feature distance (:meth:`source_losses`), one backward."""
+        data = it.data
+        self.student_pass(it, 'src',
+                          lambda: self.source_losses(data['inputs'], data['data_samples']))
 
-        pseudo_labels, pseudo_weights, pseudo_weight = self.pseudo_label(
-            data['target_inputs'], data['target_data_samples'])
-        mixed_inputs, mixed_samples = self.mix(data['inputs'], data['data_samples'],
-                                               data['target_inputs'], pseudo_labels,
-                                               pseudo_weights)
+    def label_target(self, it: UDAIteration) -> None:
+        """The teacher's pseudo-labels of the target and their weights (:meth:`pseudo_label`)."""
+        it.pseudo_labels, it.pseudo_weights, it.pseudo_weight = self.pseudo_label(
+            it.data['target_inputs'], it.data['target_data_samples'])
 
-        with optim_wrapper.optim_context(self.model):
-            losses = self.mixed_losses(mixed_inputs, mixed_samples)
-        mix_loss, mix_log = self.backward_losses(optim_wrapper, losses, 'mix')
+    def mix_domains(self, it: UDAIteration) -> None:
+        """ClassMix of source onto pseudo-labelled target, augmented (:meth:`mix`)."""
+        data = it.data
+        it.mixed_inputs, it.mixed_samples = self.mix(
+            data['inputs'], data['data_samples'], data['target_inputs'], it.pseudo_labels,
+            it.pseudo_weights)
 
-        # MIC: after the mixed loss, its own backward, before the one optimizer step
-        masked_loss, masked_log = 0.0, OrderedDict()
+    def mixed_pass(self, it: UDAIteration) -> None:
+        """Weighted loss on the mixed batch (:meth:`mixed_losses`), one backward."""
+        self.student_pass(it, 'mix', lambda: self.mixed_losses(it.mixed_inputs, it.mixed_samples))
+
+    def extra_passes(self, it: UDAIteration) -> None:
+        """Passes after the mixed one, each with its own backward, before the student step.
+
+        DACS has none of its own; with ``mask_consistency``, MIC's :meth:`masked_pass`. A
+        subclass runs its own passes first and then calls this, so that the plug-in comes
+        last and leaves the random draws of the method's own passes as they are without it.
+        """
         if self.mask_consistency is not None:
-            masked_inputs, masked_samples = self.mask_consistency.masked_batch(
-                data['target_inputs'], data['target_data_samples'], pseudo_labels,
-                pseudo_weights, self.photometric_augmentation)
-            with optim_wrapper.optim_context(self.model):
-                losses = self.mask_consistency.weigh(
-                    self.model(masked_inputs, masked_samples, mode='loss'))
-            masked_loss, masked_log = self.backward_losses(optim_wrapper, losses, 'masked')
+            self.masked_pass(it)
 
-        if self.loss_guard.skip_step():
-            optim_wrapper.zero_grad()
-        else:
-            optim_wrapper.step()
-            optim_wrapper.zero_grad()
+    def masked_pass(self, it: UDAIteration) -> None:
+        """MIC: the masked, color-augmented target against the pseudo-labels, one backward."""
+        data = it.data
+        inputs, samples = self.mask_consistency.masked_batch(
+            data['target_inputs'], data['target_data_samples'], it.pseudo_labels,
+            it.pseudo_weights, self.photometric_augmentation)
+        self.student_pass(it, 'masked', lambda: self.masked_losses(inputs, samples))
+
+    def student_step(self, it: UDAIteration) -> None:
+        """The student's one optimizer step; a skipped iteration only drops the gradients."""
+        if not self.loss_guard.skip_step():
+            it.optim_wrapper.step()
+        it.optim_wrapper.zero_grad()
+
+    def after_student_step(self, it: UDAIteration) -> None:
+        """Work after the student's step, before the teacher's update; none in DACS."""
+
+    def teacher_step(self, it: UDAIteration) -> None:
+        """The teacher's EMA update (:meth:`update_teacher`), unless the iteration is skipped."""
+        if not self.loss_guard.skip_step():
             self.update_teacher()
 
-        log_vars = OrderedDict(loss=src_loss + mix_loss + masked_loss)
-        log_vars.update(src_log)
-        log_vars.update(mix_log)
-        log_vars.update(masked_log)
-        log_vars['pseudo_weight'] = pseudo_weight
+    def finish_iteration(self, it: UDAIteration) -> Dict[str, Tensor]:
+        """The detached log variables: total loss, the passes' terms, the pseudo weight."""
+        log_vars = OrderedDict(loss=it.total_loss())
+        log_vars.update(it.log_vars)
+        log_vars['pseudo_weight'] = it.pseudo_weight
         log_vars.update(self.loss_guard.log_vars())
         return log_vars
 
-    # ------------------------------------------------------------- steps of an iteration
+    # ------------------------------------------------- what the parts compute
 
     def initialize_frozen_copies(self) -> None:
         """Iteration 0: the teacher and the ImageNet backbone copy the initialised student.
@@ -220,8 +274,9 @@ class DACS(UDAModel):
     def source_losses(self, inputs: Tensor, data_samples: SampleList, **kwargs) -> dict:
         """Supervised source loss and, on the same forward pass, the feature distance.
 
-        The last backbone feature is captured with a forward hook on the student's backbone
-        (its first call in the forward pass), so any segmentor works, also under DDP.
+        The feature distance reads the last of the backbone features the student names as
+        ImageNet-comparable (:func:`capture_imnet_features`: HRDA's context view, else the
+        backbone features of ``inputs``), taken from this forward pass, also under DDP.
 
         Args:
             inputs: Source images ``(N, 3, H, W)``.
@@ -236,21 +291,15 @@ class DACS(UDAModel):
         kwargs.setdefault('mode', 'loss')
         if self.imnet_backbone is None:
             return self.model(inputs, data_samples, **kwargs)
-        captured = []
-
-        def capture(module: nn.Module, args: tuple, output) -> None:
-            if not captured:
-                captured.append((args[0] if args else None, output))
-
-        handle = self.student.backbone.register_forward_hook(capture)
-        try:
+        with capture_imnet_features(self.student, inputs) as calls:
             output = self.model(inputs, data_samples, **kwargs)
-        finally:
-            handle.remove()
-        if not captured or captured[0][0] is None:
-            raise RuntimeError(f'{type(self.student).__name__} did not call its backbone with '
-                               'a positional input; the feature distance cannot be computed')
-        backbone_input, features = captured[0]
+        if len(calls) != 1:
+            raise RuntimeError(
+                f'{type(self.student).__name__} made {len(calls)} ImageNet-comparable backbone '
+                'calls in its forward pass, not one: a segmentor that does not encode its input '
+                'as it is must name that call through an imnet_feature_tap attribute '
+                '(models/uda/feature_distance.py)')
+        backbone_input, features = calls[0]
         labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
         losses = output if isinstance(output, dict) else output.losses
         losses['loss_feat_dist'] = self.feature_distance(backbone_input, features[-1], labels)
@@ -313,66 +362,6 @@ class DACS(UDAModel):
             return teacher.generate_pseudo_label(inputs, metas)
         return teacher.encode_decode(inputs, metas)
 
-    def mix(self, inputs: Tensor, data_samples: SampleList, target_inputs: Tensor,
-            pseudo_labels: Tensor, pseudo_weights: Tensor) -> Tuple[Tensor, SampleList]:
-        """ClassMix of source onto target, then color jitter and blur of the mixed images.
-
-        Args:
-            inputs: Source images ``(N, 3, H, W)``.
-            data_samples: Source data samples with ``gt_sem_seg``.
-            target_inputs: Target images ``(N, 3, H, W)``.
-            pseudo_labels: Target pseudo-labels ``(N, H, W)``.
-            pseudo_weights: Target pixel weights ``(N, H, W)``.
-
-        Returns:
-            tuple: mixed images ``(N, 3, H, W)`` and data samples with ``gt_sem_seg`` and
-            ``seg_weight`` (metainfo of the source samples).
-        """
-        labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        masks = class_mix_masks(labels, self.ignore_index)
-        mixed_inputs, mixed_samples = self.mix_with_masks(
-            masks, inputs, data_samples, target_inputs, pseudo_labels, pseudo_weights)
-        return self.photometric_augmentation(mixed_inputs), mixed_samples
-
-    def mix_with_masks(self, masks: Tensor, inputs: Tensor, data_samples: SampleList,
-                       target_inputs: Tensor, pseudo_labels: Tensor,
-                       pseudo_weights: Tensor) -> Tuple[Tensor, SampleList]:
-        """Mix images, labels and weights with given masks (source pixels weigh 1).
-
-        Args:
-            masks: ``(N, 1, H, W)``, 1 where the source pixel is kept.
-            inputs, data_samples, target_inputs, pseudo_labels, pseudo_weights: As in
-                :meth:`mix`.
-
-        Returns:
-            tuple: mixed images ``(N, 3, H, W)`` (not yet augmented) and data samples.
-        """
-        if inputs.shape[2:] != target_inputs.shape[2:]:
-            raise ValueError(f'ClassMix needs source and target crops of one size, got '
-                             f'{tuple(inputs.shape[2:])} and {tuple(target_inputs.shape[2:])}')
-        labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        pseudo_weights = pseudo_weights.unsqueeze(1)
-        mixed_inputs = class_mix(masks, inputs, target_inputs)
-        mixed_labels = class_mix(masks, labels, pseudo_labels.unsqueeze(1).to(labels.dtype))
-        mixed_weights = class_mix(masks, torch.ones_like(pseudo_weights), pseudo_weights)
-        return mixed_inputs, self.build_data_samples(mixed_labels, mixed_weights, data_samples)
-
-    def photometric_augmentation(self, images: Tensor) -> Tensor:
-        """DAFormer's color jitter and Gaussian blur of normalised mixed images.
-
-        Args:
-            images: ``(N, 3, H, W)``, normalised by the data preprocessor.
-
-        Returns:
-            ``(N, 3, H, W)``.
-        """
-        mean, std = self.normalization()
-        images = color_jitter(images, mean, std, self.color_jitter_strength,
-                              self.color_jitter_probability)
-        if self.blur:
-            images = gaussian_blur(images)
-        return images
-
     def mixed_losses(self, inputs: Tensor, data_samples: SampleList, **kwargs) -> dict:
         """Weighted loss of the student on the mixed batch.
 
@@ -386,6 +375,20 @@ class DACS(UDAModel):
         """
         kwargs.setdefault('mode', 'loss')
         return self.model(inputs, data_samples, **kwargs)
+
+    def masked_losses(self, inputs: Tensor, data_samples: SampleList, **kwargs) -> dict:
+        """MIC: the student's losses on the masked target, times ``loss_weight``.
+
+        Args:
+            inputs: Masked target images ``(N, 3, H, W)``.
+            data_samples: Samples with the pseudo-labels and their weights.
+            **kwargs: Passed to the student's ``forward``; ``mode`` defaults to 'loss'.
+
+        Returns:
+            The weighted loss dict.
+        """
+        kwargs.setdefault('mode', 'loss')
+        return self.mask_consistency.weigh(self.model(inputs, data_samples, **kwargs))
 
     def update_teacher(self) -> None:
         """EMA update of the teacher, after the optimizer step."""

@@ -4,12 +4,60 @@ The student's bottleneck features are pulled towards those of a frozen copy of t
 ImageNet-initialised backbone, on pixels of "thing" classes only. The label is brought to the
 feature grid by a majority vote that keeps a cell only when one class (the ignore label
 counting as a class) covers at least ``min_ratio`` of it.
+
+Which of the student's backbone features are the ImageNet-comparable ones is the segmentor's
+to say (:func:`capture_imnet_features`): a segmentor that encodes several views of its input
+(HRDA: the context view) reports that view's backbone call to its ``imnet_feature_tap``; for
+any other (a plain ``EncoderDecoder``, ``ICCLD``) they are the backbone features of the input.
 """
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+# The attribute by which a segmentor reports its ImageNet-comparable backbone call: None, or
+# while a forward pass is captured, a callable taking (backbone input, backbone output).
+IMNET_FEATURE_TAP = 'imnet_feature_tap'
+
+
+@contextmanager
+def capture_imnet_features(segmentor: nn.Module,
+                           inputs: Tensor) -> Iterator[List[Tuple[Tensor, object]]]:
+    """Record the ImageNet-comparable backbone call of a forward pass on ``inputs``.
+
+    A segmentor with an ``imnet_feature_tap`` attribute says itself which call that is, by
+    passing the call's input and output to the tap. Any other segmentor's is its backbone's
+    call on ``inputs`` itself, caught with a forward hook (DDP passes the student's inputs on
+    unchanged).
+
+    Args:
+        segmentor: The student, unwrapped (its ``backbone`` is hooked).
+        inputs: The images the forward pass receives.
+
+    Yields:
+        The list that receives ``(backbone input, backbone output)`` of each such call.
+    """
+    calls: List[Tuple[Tensor, object]] = []
+    if hasattr(segmentor, IMNET_FEATURE_TAP):
+        setattr(segmentor, IMNET_FEATURE_TAP, lambda x, features: calls.append((x, features)))
+        try:
+            yield calls
+        finally:
+            setattr(segmentor, IMNET_FEATURE_TAP, None)
+        return
+
+    def of_the_input(module: nn.Module, args: tuple, output) -> None:
+        if args and args[0] is inputs:
+            calls.append((args[0], output))
+
+    handle = segmentor.backbone.register_forward_hook(of_the_input)
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 def downscale_label_ratio(label: Tensor, scale_factor: int, min_ratio: float, num_classes: int,

@@ -10,6 +10,10 @@ three domains:
 - then one student step, the discriminator's step on the detached inputs of all three
   domains (eq. 3, cross-entropy against the domain), and the teacher's EMA update.
 
+These are parts of DACS's iteration (``DACS.train_step``): phase 2 extends the source and
+mixed passes, adds the target pass as the first extra pass (MIC's masked pass, with
+``mask_consistency``, follows it) and the discriminator's step after the student's step.
+
 What f_dis reads (``adv_input``): the sample-space output of eps_theta, the x0-estimate of
 the sampler's chain (default), or eq. 2's predicted noise (the paper's literal input). The
 generator term is computed through the discriminator with detached parameters, so the
@@ -18,6 +22,7 @@ inputs, so the student never receives one from that.
 """
 import math
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -27,15 +32,26 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
+from ..diffusion import DiffusionDraw
 from ..losses.iccld_losses import (domain_accuracy, loss_adv_discriminator,
                                    loss_adv_generator, loss_adv_generator_uniform_ce)
 from .dacs import DACS
+from .iteration import UDAIteration
 
 # Domain indices of the discriminator's output (paper: o^s, o^{s+t}, o^t).
 SOURCE, MIXED, TARGET = 0, 1, 2
 DOMAIN_NAMES = ('src', 'mix', 'tgt')
 ADV_INPUTS = ('sample', 'noise_pred')
 GENERATOR_LOSSES = dict(kl=loss_adv_generator, uniform_ce=loss_adv_generator_uniform_ce)
+
+
+@dataclass
+class ICCLDIteration(UDAIteration):
+    """A phase-2 iteration's additions: the source pass's ``DiffusionDraw``, which the mixed
+    and target passes share, and f_dis's detached input of each domain, in pass order."""
+
+    draw: Optional[DiffusionDraw] = None
+    adv_inputs: List[Tensor] = field(default_factory=list)
 
 
 @MODELS.register_module()
@@ -64,8 +80,11 @@ class ICCLDUDA(DACS):
             or ``'uniform_ce'``: ``KL(U || f_dis)``, the non-saturating reading.
         teacher_num_inference_steps: K of the teacher's pseudo-labels in phase 2; None uses
             the teacher's test K.
-        **kwargs: The arguments of :class:`DACS`.
+        **kwargs: The arguments of :class:`DACS` (``mask_consistency`` included: MIC's
+            masked pass follows the target pass and has no generator term).
     """
+
+    iteration_type = ICCLDIteration
 
     def __init__(self,
                  model: ConfigType,
@@ -112,77 +131,78 @@ class ICCLDUDA(DACS):
         self.teacher.module.set_phase(phase)
         self.lambda_adv = float(lambda_adv)
 
-    def train_step(self, data: Union[dict, tuple, list],
-                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> Dict[str, Tensor]:
-        """One iteration of phase 1 (DACS) or phase 2 (module docstring).
+    # ------------------------------------------------------------ parts of an iteration
+
+    def begin_iteration(self, data: Union[dict, tuple, list],
+                        optim_wrapper: Union[OptimWrapper, OptimWrapperDict]) -> ICCLDIteration:
+        """DACS's beginning; phase 2 first checks for the discriminator's optimizer wrapper.
 
         Args:
-            data: A UDA batch (``inputs``, ``data_samples``, ``target_inputs``,
-                ``target_data_samples``).
+            data: A UDA batch.
             optim_wrapper: ``OptimWrapperDict`` with ``'model'`` (and, for phase 2,
                 ``'discriminator'``), or the student's wrapper alone in phase 1.
-
-        Returns:
-            Detached log variables: ``loss``, ``src.*``, ``mix.*``, ``tgt.*``, ``dis.*``
-            (discriminator loss and accuracy per domain), ``pseudo_weight``, ``lambda_adv``.
         """
-        if self.phase == 1:
-            return super().train_step(data, optim_wrapper)
-        if not (isinstance(optim_wrapper, OptimWrapperDict)
-                and 'discriminator' in optim_wrapper.keys()):
+        if self.phase == 2 and not (isinstance(optim_wrapper, OptimWrapperDict)
+                                    and 'discriminator' in optim_wrapper.keys()):
             raise KeyError('ICCLD phase 2 trains a discriminator: configure optim_wrapper '
                            "with constructor='MultiOptimWrapperConstructor' and the keys "
                            "'model' and 'discriminator'")
-        model_wrapper = optim_wrapper['model']
-        data = self.preprocess(data)
-        if self.teacher.host_steps == 0:
-            self.initialize_frozen_copies()
-        self.loss_guard.begin(self)
-        with_sample = self.adv_input == 'sample'
+        return super().begin_iteration(data, optim_wrapper)
 
-        adv_inputs: List[Tensor] = []
-        with model_wrapper.optim_context(self.model):
-            output = self.source_losses(data['inputs'], data['data_samples'], mode='uda',
-                                        with_sample=with_sample)
-            draw = output.draw
-            self.add_generator_loss(output, adv_inputs)
-        src_loss, src_log = self.backward_losses(model_wrapper, output.losses, 'src')
+    def source_pass(self, it: ICCLDIteration) -> None:
+        """Phase 2: eq. 1, eq. 2 with a fresh draw (kept for the other passes), the feature
+        distance and the generator term on the source, one backward."""
+        if self.phase == 1:
+            return super().source_pass(it)
 
-        pseudo_labels, pseudo_weights, pseudo_weight = self.pseudo_label(
-            data['target_inputs'], data['target_data_samples'])
-        mixed_inputs, mixed_samples = self.mix(data['inputs'], data['data_samples'],
-                                               data['target_inputs'], pseudo_labels,
-                                               pseudo_weights)
-        with model_wrapper.optim_context(self.model):
-            output = self.mixed_losses(mixed_inputs, mixed_samples, mode='uda', draw=draw,
-                                       with_sample=with_sample)
-            self.add_generator_loss(output, adv_inputs)
-        mix_loss, mix_log = self.backward_losses(model_wrapper, output.losses, 'mix')
+        def losses() -> dict:
+            output = self.source_losses(it.data['inputs'], it.data['data_samples'],
+                                        mode='uda', with_sample=self.adv_input == 'sample')
+            it.draw = output.draw
+            return self.with_generator_loss(output, it)
 
-        target_samples = self.build_data_samples(pseudo_labels.unsqueeze(1),
-                                                 pseudo_weights.unsqueeze(1),
-                                                 data['target_data_samples'])
-        with model_wrapper.optim_context(self.model):
-            output = self.target_losses(data['target_inputs'], target_samples, draw)
-            self.add_generator_loss(output, adv_inputs)
-        tgt_loss, tgt_log = self.backward_losses(model_wrapper, output.losses, 'tgt')
+        self.student_pass(it, 'src', losses)
 
-        if not self.loss_guard.skip_step():
-            model_wrapper.step()
-        model_wrapper.zero_grad()
-        dis_log = self.discriminator_step(optim_wrapper['discriminator'], adv_inputs)
-        if not self.loss_guard.skip_step():
-            self.update_teacher()
+    def mixed_pass(self, it: ICCLDIteration) -> None:
+        """Phase 2: eq. 1, eq. 2 and the generator term on the mixed batch, with the
+        iteration's draw, one backward."""
+        if self.phase == 1:
+            return super().mixed_pass(it)
+        self.student_pass(it, 'mix', lambda: self.with_generator_loss(
+            self.mixed_losses(it.mixed_inputs, it.mixed_samples, mode='uda', draw=it.draw,
+                              with_sample=self.adv_input == 'sample'), it))
 
-        log_vars = OrderedDict(loss=src_loss + mix_loss + tgt_loss)
-        for part in (src_log, mix_log, tgt_log, dis_log):
-            log_vars.update(part)
-        log_vars['pseudo_weight'] = pseudo_weight
-        log_vars['lambda_adv'] = torch.tensor(self.lambda_adv)
-        log_vars.update(self.loss_guard.log_vars())
+    def extra_passes(self, it: ICCLDIteration) -> None:
+        """Phase 2: the target pass (:meth:`target_pass`), then DACS's extra passes."""
+        if self.phase == 2:
+            self.target_pass(it)
+        super().extra_passes(it)
+
+    def target_pass(self, it: ICCLDIteration) -> None:
+        """Eq. 2 and the generator term on the pseudo-labelled target (:meth:`target_losses`),
+        with the iteration's draw, one backward."""
+        samples = self.build_data_samples(it.pseudo_labels.unsqueeze(1),
+                                          it.pseudo_weights.unsqueeze(1),
+                                          it.data['target_data_samples'])
+        self.student_pass(it, 'tgt', lambda: self.with_generator_loss(
+            self.target_losses(it.data['target_inputs'], samples, it.draw), it))
+
+    def after_student_step(self, it: ICCLDIteration) -> None:
+        """Phase 2: the discriminator's step (:meth:`discriminator_step`) on the domains'
+        detached inputs, after the generator graphs were backpropagated."""
+        if self.phase == 2:
+            it.log_vars.update(self.discriminator_step(it.optim_wrappers['discriminator'],
+                                                       it.adv_inputs))
+
+    def finish_iteration(self, it: ICCLDIteration) -> Dict[str, Tensor]:
+        """DACS's log variables; phase 2 adds ``tgt.*``, ``dis.*`` (loss and accuracy per
+        domain, from the parts) and ``lambda_adv``."""
+        log_vars = super().finish_iteration(it)
+        if self.phase == 2:
+            log_vars['lambda_adv'] = torch.tensor(self.lambda_adv)
         return log_vars
 
-    # ------------------------------------------------------------- steps of an iteration
+    # ------------------------------------------------- what the parts compute
 
     def teacher_logits(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
         """The teacher's logits, decoded with ``teacher_num_inference_steps`` when set."""
@@ -246,6 +266,11 @@ class ICCLDUDA(DACS):
                              f'latent (stride {stride})')
         return value[:, :, top:h - bottom, left:w - right]
 
+    def with_generator_loss(self, output, it: ICCLDIteration) -> dict:
+        """One domain's losses with the generator's term (:meth:`add_generator_loss`)."""
+        self.add_generator_loss(output, it.adv_inputs)
+        return output.losses
+
     def add_generator_loss(self, output, adv_inputs: List[Tensor]) -> None:
         """Add the generator's term of eq. 3 to one domain's losses.
 
@@ -267,7 +292,7 @@ class ICCLDUDA(DACS):
         discriminator, which the generator loss must not train. Going around the DDP
         wrapper is right here: nothing of the discriminator is to be synchronised. The
         graph holds views of the discriminator's weights, so it must be backpropagated
-        before the discriminator's optimizer steps (``train_step``'s order).
+        before the discriminator's optimizer steps (the order of the iteration's parts).
 
         Args:
             adv_input: f_dis's input ``(N, C_m, h, w)``.
