@@ -47,7 +47,13 @@ def test_hrda_configs_follow_the_paper(name, source, evaluator):
     model = cfg.model
     assert model.type == 'DACS'
     assert (model.alpha, model.pseudo_threshold) == (0.999, 0.968)
-    assert tuple(model.pseudo_margins) == (30, 240, 30, 30)
+    # HRDA's margins on the full 2048x1024 target, before the crop; none in the crop's frame
+    assert tuple(model.pseudo_margins) == (0, 0, 0, 0)
+    target = cfg.train_dataloader.dataset.target.pipeline
+    types = [t.type for t in target]
+    assert types.index('Resize') < types.index('PseudoLabelMargins') < types.index('RandomCrop')
+    assert tuple(target[types.index('PseudoLabelMargins')].margins) == (30, 240, 30, 30)
+    assert types[-1] == 'PackUDATargetInputs'
     assert model.imnet_feature_dist_lambda == 0.005
     assert list(model.imnet_feature_dist_classes) == [6, 7, 11, 12, 13, 14, 15, 16, 17, 18]
     assert model.get('mask_consistency') is None

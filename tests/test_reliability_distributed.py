@@ -112,7 +112,7 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
     (not reduced) confident fraction."""
     from mmseg_iccld.models.diffusion import DiffusionDraw
     from mmseg_iccld.models.segmentors.iccld import ICCLD
-    from mmseg_iccld.models.uda import classmix, dacs
+    from mmseg_iccld.models.uda import classmix, pseudo_label
     from mmseg_iccld.models.uda.dacs import DACS
 
     def mix(self, inputs, data_samples, target_inputs, pseudo_labels, pseudo_weights):
@@ -143,7 +143,7 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
             draw = DiffusionDraw(*(torch.cat(part) for part in zip(*parts)))
         return uda_loss(self, inputs, data_samples, draw=draw, **kwargs)
 
-    pseudo_label_from_logits = dacs.pseudo_label_from_logits
+    pseudo_label_from_logits = pseudo_label.pseudo_label_from_logits
 
     def recording(logits, threshold, *args, **kwargs):
         max_probs = torch.softmax(logits.float(), dim=1).max(dim=1).values
@@ -152,7 +152,7 @@ def _install_per_sample_draws(setattr_, local_fractions: list) -> None:
 
     setattr_(DACS, 'mix', mix)
     setattr_(ICCLD, 'uda_loss', seeded_uda_loss)
-    setattr_(dacs, 'pseudo_label_from_logits', recording)
+    setattr_(pseudo_label, 'pseudo_label_from_logits', recording)
 
 
 def _train(samples_per_iter, setattr_) -> dict:

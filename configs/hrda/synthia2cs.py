@@ -8,6 +8,6 @@ _base_ = [
     '../_base_/uda/dacs.py',
     '../_base_/schedules/adamw_poly_40k.py',
 ]
-# HRDA's pseudo-label margins (top, bottom, left, right) at 2048x1024; applied to the
-# 1024x1024 crop (docs/method.md, HRDA)
-model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(30, 240, 30, 30))
+# HRDA's pseudo-label margins are applied to the full target image before its crop, by the
+# dataset config's target pipeline (PseudoLabelMargins); none in the crop's frame
+model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(0, 0, 0, 0))

@@ -8,10 +8,18 @@ source_train_pipeline = [
     dict(t, scale=(2560, 1440)) if t.type == 'Resize' else
     dict(t, crop_size=crop_size) if t.type == 'RandomCrop' else t
     for t in _base_.source_train_pipeline]
+# HRDA's pseudo-label margins (top, bottom, left, right) on the full 2048x1024 target, before
+# the crop: a crop loses pseudo-labels only where it touches the image border
+# (mmseg_iccld/datasets/pseudo_label_margins.py); the UDA configs then set no crop margins
 target_train_pipeline = [
-    dict(t, scale=(2048, 1024)) if t.type == 'Resize' else
-    dict(t, crop_size=crop_size) if t.type == 'RandomCrop' else t
-    for t in _base_.target_train_pipeline]
+    dict(type='LoadImageFromFileChecked'),
+    dict(type='LoadAnnotationsChecked'),
+    dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
+    dict(type='PseudoLabelMargins', margins=(30, 240, 30, 30)),
+    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackUDATargetInputs'),
+]
 test_pipeline = [dict(t, scale=(2048, 1024)) if t.type == 'Resize' else t
                  for t in _base_.test_pipeline]
 train_dataloader = dict(

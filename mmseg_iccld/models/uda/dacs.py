@@ -38,7 +38,7 @@ from .feature_distance import capture_imnet_features, feature_distance_loss
 from .iteration import UDAIteration
 from .masking import MaskedImageConsistency
 from .mixed_batch import ClassMixStep
-from .pseudo_label import pseudo_label_from_logits, pseudo_weight_map
+from .pseudo_label import pseudo_labels_and_weights
 from .teacher import EMATeacher
 
 # Cityscapes train ids of DAFormer's "thing" classes: traffic light, traffic sign, person,
@@ -338,8 +338,8 @@ class DACS(ClassMixStep, UDAModel):
             confident fraction, 0 on the margins); that fraction as a 0-dim tensor.
         """
         logits = self.teacher_logits(inputs, data_samples)
-        labels, weight = pseudo_label_from_logits(logits, self.pseudo_threshold)
-        return labels, pseudo_weight_map(weight, labels.shape, self.pseudo_margins), weight
+        return pseudo_labels_and_weights(logits, self.pseudo_threshold, self.pseudo_margins,
+                                         data_samples)
 
     def teacher_logits(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
         """Teacher logits at the input resolution.

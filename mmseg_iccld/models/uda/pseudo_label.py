@@ -3,7 +3,9 @@
 As in DACS and DAFormer, the weight of every pseudo-labelled pixel is the same scalar: the
 fraction of the batch's pixels whose maximum softmax probability reaches the threshold.
 Pixels on the pseudo-label margins (rows and columns of the crop where rectification and
-ego-vehicle artefacts make the teacher unreliable) get weight 0.
+ego-vehicle artefacts make the teacher unreliable) get weight 0; so do the pixels a target
+sample's ``valid_pseudo_mask`` marks 0 (HRDA's margins of the full image, made before the crop
+by ``datasets/pseudo_label_margins.py``).
 
 Under distributed data parallel training the batch is the union of the ranks' batches, so the
 fraction is counted over all of them (one ``all_reduce`` of two counts): every rank weighs its
@@ -13,6 +15,7 @@ from typing import Sequence, Tuple
 
 import torch
 import torch.distributed as dist
+from mmseg.utils import SampleList
 from torch import Tensor
 
 
@@ -81,3 +84,48 @@ def pseudo_weight_map(weight: Tensor, shape: Sequence[int],
     """
     weight_map = weight.float() * torch.ones(tuple(shape), device=weight.device)
     return zero_margins(weight_map, margins)
+
+
+def apply_valid_pseudo_masks(weight_map: Tensor, data_samples: SampleList) -> Tensor:
+    """Multiply the weights by the samples' ``valid_pseudo_mask``, where they carry one.
+
+    Args:
+        weight_map: Pixel weights ``(N, H, W)``.
+        data_samples: The target samples of the batch; all or none have the field.
+
+    Returns:
+        The weights, zero where a mask is 0.
+
+    Raises:
+        ValueError: When only some samples have a mask, or a mask's size is not the crop's.
+    """
+    has_mask = ['valid_pseudo_mask' in sample for sample in data_samples]
+    if not any(has_mask):
+        return weight_map
+    if not all(has_mask):
+        raise ValueError(f'valid_pseudo_mask in {sum(has_mask)} of {len(has_mask)} target '
+                         'samples: the target pipeline makes it for all or none')
+    masks = torch.stack([sample.valid_pseudo_mask.data[0] for sample in data_samples])
+    if masks.shape != weight_map.shape:
+        raise ValueError(f'valid_pseudo_mask {tuple(masks.shape)} does not match the pseudo-'
+                         f'labels {tuple(weight_map.shape)} (padded or resized after the crop?)')
+    return weight_map * masks.to(weight_map)
+
+
+def pseudo_labels_and_weights(logits: Tensor, threshold: float, margins: Sequence[int],
+                              data_samples: SampleList) -> Tuple[Tensor, Tensor, Tensor]:
+    """DACS's pseudo-labels of a target batch from the teacher's logits, with their weights.
+
+    Args:
+        logits: Teacher logits ``(N, C, H, W)``.
+        threshold: See :func:`pseudo_label_from_logits`.
+        margins: ``(top, bottom, left, right)`` of the crop (:func:`zero_margins`).
+        data_samples: The target samples (their ``valid_pseudo_mask``, if any).
+
+    Returns:
+        tuple: labels ``(N, H, W)`` long; pixel weights ``(N, H, W)`` float; the confident
+        fraction as a 0-dim tensor.
+    """
+    labels, weight = pseudo_label_from_logits(logits, threshold)
+    weights = pseudo_weight_map(weight, labels.shape, margins)
+    return labels, apply_valid_pseudo_masks(weights, data_samples), weight
