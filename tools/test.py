@@ -342,9 +342,9 @@ def main(argv=None):
     with explain_unknown_modules(args.config):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         check_checkpoint(runner, args.checkpoint, args.config)
+        samples, network = uncertainty_samples(runner, args)  # the model, before the data
         check_test_split(cfg.test_dataloader.dataset)
         images = count_images(runner.test_loop.dataloader.dataset)
-        samples, network = uncertainty_samples(runner, args)
         if samples > 1:
             add_uncertainty_metric(runner)
         metrics = runner.test()
