@@ -201,28 +201,11 @@ def check_state_dict(expected: Dict[str, object], state: Dict[str, object], chec
     Raises:
         CheckpointMismatchError: Naming the checkpoint, the counts and a few keys.
     """
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [f'{k} {tuple(state[k].shape)} in the checkpoint, {tuple(expected[k].shape)} '
-                f'in the model' for k in expected
-                if k in state and hasattr(state[k], 'shape')
-                and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if not (missing or unexpected or reshaped):
-        return
-
-    def some(keys):
-        return ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
-
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} of the model\'s {len(expected)} keys missing '
-                        f'({some(missing)})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected keys ({some(unexpected)})')
-    if reshaped:
-        problems.append(f'{len(reshaped)} shape mismatches ({some(reshaped)})')
-    raise CheckpointMismatchError(f'checkpoint {checkpoint} does not fit {model}: '
-                                  + '; '.join(problems))
+    from mmseg_iccld.engine.state_dicts import state_dict_differences
+    problems = state_dict_differences(expected, state, limit)
+    if problems:
+        raise CheckpointMismatchError(f'checkpoint {checkpoint} does not fit {model}: '
+                                      + '; '.join(problems))
 
 
 def student_prefix(model) -> str:

@@ -25,41 +25,11 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmseg.registry import HOOKS
 
+from ..state_dicts import state_dict_differences
+
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model, optimizers or schedulers of the config."""
-
-
-def _some(keys: List[str], limit: int = 3) -> str:
-    return ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
-
-
-def state_dict_differences(expected: Dict[str, object], state: Dict[str, object]) -> List[str]:
-    """What keeps ``state`` from loading into a model whose state dict is ``expected``.
-
-    Args:
-        expected: The model's state dict.
-        state: The checkpoint's.
-
-    Returns:
-        Phrases such as ``'3 of the model's 120 keys missing (a, b, c)'``; empty when the
-        keys and shapes agree.
-    """
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [f'{k} {tuple(state[k].shape)} in the checkpoint, {tuple(expected[k].shape)} '
-                f'in the model' for k in expected
-                if k in state and hasattr(state[k], 'shape') and hasattr(expected[k], 'shape')
-                and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} of the model\'s {len(expected)} keys missing '
-                        f'({_some(missing)})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected keys ({_some(unexpected)})')
-    if reshaped:
-        problems.append(f'{len(reshaped)} shape mismatches ({_some(reshaped)})')
-    return problems
 
 
 def _without_child_wrapper(key: str) -> str:
