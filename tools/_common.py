@@ -283,3 +283,21 @@ def write_result_text(path: str, text: str) -> None:
             f.write(text)
 
     write_result_file(path, write)
+
+
+def write_report(prefix: str, report: dict, markdown: str, shown: str = None) -> None:
+    """Write a tool's report as ``PREFIX.json`` and ``PREFIX.md`` (each in full or not at all,
+    ``write_result_text``), print the markdown and the two paths.
+
+    Args:
+        prefix: Output path without extension; its folder is created when missing.
+        report: The JSON-serialisable report.
+        markdown: Its markdown rendering.
+        shown: How to name the prefix in the printed line (default: ``prefix``).
+    """
+    import json
+    write_result_text(prefix + '.json', json.dumps(report, indent=2))
+    write_result_text(prefix + '.md', markdown)
+    print(markdown)
+    shown = prefix if shown is None else shown
+    print(f'written: {shown}.json, {shown}.md')

@@ -37,7 +37,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import exit_on_user_error  # noqa: E402
+from tools._common import exit_on_user_error, write_report  # noqa: E402
 from tools.analysis_tools.measure import (Entry, device_name, entry_label,  # noqa: E402
                                           schedule_iters)
 
@@ -246,13 +246,7 @@ def main(argv=None):
     out = args.out or osp.join(
         'benchmarks', 'results',
         datetime.now().strftime('%Y%m%d-%H%M') + ('-gpu' if args.device != 'cpu' else '-cpu'))
-    os.makedirs(osp.dirname(out) or '.', exist_ok=True)
-    with open(out + '.json', 'w') as f:
-        json.dump(report, f, indent=2)
-    with open(out + '.md', 'w') as f:
-        f.write(to_markdown(report))
-    print(to_markdown(report))
-    print(f'written: {out}.json, {out}.md')
+    write_report(out, report, to_markdown(report))
 
 
 if __name__ == '__main__':

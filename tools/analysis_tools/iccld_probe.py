@@ -41,8 +41,6 @@ markdown.
 import argparse
 import copy
 import datetime
-import json
-import os
 import os.path as osp
 import shlex
 import sys
@@ -52,7 +50,8 @@ from collections import defaultdict
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
-                           explain_unknown_modules, load_config, read_checkpoint)
+                           explain_unknown_modules, load_config, read_checkpoint,
+                           write_report)
 from tools.analysis_tools.probe_core import (CANDIDATES, SEG_COUNTS,  # noqa: E402
                                      discriminator_results, probe_batch, split_batches)
 
@@ -191,13 +190,7 @@ def main(argv=None):
                    batch_size=cfg.train_dataloader.get('batch_size')),
         discriminators=dis, segmentation=seg)
     prefix = args.out or osp.join(osp.dirname(osp.abspath(args.checkpoint)), 'probe')
-    os.makedirs(osp.dirname(osp.abspath(prefix)), exist_ok=True)
-    with open(f'{prefix}.json', 'w') as f:
-        json.dump(report, f, indent=2)
-    text = markdown(report)
-    with open(f'{prefix}.md', 'w') as f:
-        f.write(text)
-    print(text)
+    write_report(prefix, report, markdown(report))
     return report
 
 

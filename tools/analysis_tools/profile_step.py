@@ -24,7 +24,6 @@ Writes ``NAME.json`` and ``NAME.md``; ``--trace`` also writes a Chrome trace ``N
 import argparse
 import collections
 import contextlib
-import json
 import os
 import os.path as osp
 import sys
@@ -36,7 +35,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import exit_on_user_error  # noqa: E402
+from tools._common import exit_on_user_error, write_report  # noqa: E402
 from tools.analysis_tools.measure import (Entry, device_name, make_train_batch,  # noqa: E402
                                           sync)
 
@@ -298,14 +297,8 @@ def main(argv=None):
     args.argv = sys.argv[1:] if argv is None else list(argv)
     args.out = args.out or osp.join(
         'benchmarks', 'results', 'profile-' + osp.splitext(osp.basename(args.config))[0])
-    os.makedirs(osp.dirname(args.out) or '.', exist_ok=True)
     report = profile(args)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(report, f, indent=2)
-    with open(args.out + '.md', 'w') as f:
-        f.write(to_markdown(report))
-    print(to_markdown(report))
-    print(f'written: {args.out}.json, {args.out}.md')
+    write_report(args.out, report, to_markdown(report))
 
 
 if __name__ == '__main__':

@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tools._common import exit_on_user_error  # noqa: E402
+from tools._common import exit_on_user_error, write_report  # noqa: E402
 from tools.analysis_tools.uda_report import METHODS, per_class_iou, summarise, to_markdown  # noqa: E402
 
 # methods that train the ICCLD config (they share phase 1 for a seed)
@@ -281,14 +281,7 @@ def main(argv=None):
         seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
         configs={m: METHODS[m] for m in args.plan}, cfg_options=args.cfg_options,
         summary=summarise(runs), runs=runs)
-    out = osp.join(ROOT, args.out)
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    with open(out + '.json', 'w') as f:
-        json.dump(report, f, indent=2)
-    with open(out + '.md', 'w') as f:
-        f.write(to_markdown(report))
-    print(to_markdown(report))
-    print(f'written: {args.out}.json, {args.out}.md')
+    write_report(osp.join(ROOT, args.out), report, to_markdown(report), shown=args.out)
 
 
 if __name__ == '__main__':
