@@ -13,6 +13,10 @@ model = dict(
     # (what it reads at test time), and L_seg trains every step of that chain
     decoder_input='sampled',
     chain_grad='all',
+    # the chain's estimate against the label code (not in the paper; 0 leaves it out): the
+    # steps the sampler takes then learn a segmentation, the estimate D reads
+    # (docs/results/iccld_findings.md)
+    chain_loss_weight=1.0,
     detach_mask_estimate=False,
     neck=dict(
         type='LatentProjector',
