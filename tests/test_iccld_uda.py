@@ -259,7 +259,7 @@ def test_step2_without_a_discriminator_optimizer_is_a_clear_error():
         uda.train_step(uda_batch(), OptimWrapperDict(model=wrapper))
 
 
-def test_step_hook_switches_at_the_configured_iteration_and_ramps_lambda():
+def test_phase_hook_switches_at_the_configured_iteration_and_ramps_lambda():
     hook = ICCLDPhaseHook(switch_iter=10, lambda_adv=0.2, lambda_adv_ramp_iters=4)
     assert [hook.phase_at(i) for i in (0, 9, 10, 11)] == [1, 1, 2, 2]
     assert [hook.lambda_adv_at(i) for i in (9, 10, 11, 13, 50)] == pytest.approx(
@@ -281,7 +281,7 @@ def test_step_hook_switches_at_the_configured_iteration_and_ramps_lambda():
     assert uda.lambda_adv == pytest.approx(0.05)
 
 
-def test_step_hook_refuses_a_model_without_steps():
+def test_phase_hook_refuses_a_model_without_phases():
     hook = ICCLDPhaseHook(switch_iter=1)
     runner = SimpleNamespace(model=torch.nn.Linear(1, 1), iter=0)
     with pytest.raises(TypeError, match='ICCLD UDA model'):
@@ -291,3 +291,17 @@ def test_step_hook_refuses_a_model_without_steps():
 def _preprocessed_source(uda):
     data = uda.data_preprocessor(uda_batch(), True)
     return data['inputs'], data['data_samples']
+
+
+def test_switching_phases_leaves_the_teachers_dropout_and_drop_path_off():
+    from mmcv.cnn.bricks import DropPath
+    from torch.nn.modules.dropout import _DropoutNd
+    uda = build_uda()
+    teacher = uda.teacher.module
+    stochastic = [m for m in teacher.modules() if isinstance(m, (_DropoutNd, DropPath))]
+    assert stochastic and not any(m.training for m in stochastic)
+    for phase in (2, 2, 1, 2):  # the phase hook sets the phase every iteration
+        uda.set_phase(phase, lambda_adv=0.1)
+        assert not any(m.training for m in stochastic)
+    # the student's dropout is untouched
+    assert any(m.training for m in uda.student.modules() if isinstance(m, _DropoutNd))

@@ -160,18 +160,27 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
     def set_phase(self, phase: int) -> None:
         """Switch between phase 1 (D reads m_hat0 = 0) and phase 2 (latent diffusion).
 
+        Only a change of phase touches the modules (``phase2_frozen``); the phase hook calls
+        this every iteration, and the modes of the modules (the EMA teacher keeps its dropout
+        off) stay as their owners set them.
+
         Args:
             phase: 1 or 2.
         """
         if phase not in (1, 2):
             raise ValueError(f'phase must be 1 or 2, got {phase}')
+        changed = phase != self._phase
         self.phase.fill_(phase)
         self._phase = phase
-        self._freeze_for_phase()
+        if changed:
+            self._freeze_for_phase()
 
     def _freeze_for_phase(self) -> None:
-        """Stop (phase 2) or restore (phase 1) the training of ``phase2_frozen``."""
-        frozen = self._phase == 2 and bool(self.phase2_frozen)
+        """Stop (phase 2) or restore (phase 1) the training of ``phase2_frozen``; a model
+        without frozen modules is left as it is."""
+        if not self.phase2_frozen:
+            return
+        frozen = self._phase == 2
         if frozen and not self._frozen_params:
             self._frozen_params = [p for name in self.phase2_frozen
                                    for p in getattr(self, name).parameters() if p.requires_grad]
@@ -181,7 +190,12 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
             for param in self._frozen_params:
                 param.requires_grad_(True)
             self._frozen_params = []
-        self.train(self.training)
+        for name in self.phase2_frozen:
+            module = getattr(self, name)
+            if frozen:
+                module.eval()
+            else:
+                module.train(self.training)
 
     def train(self, mode: bool = True) -> 'ICCLD':
         """nn.Module's train, with the modules frozen in phase 2 kept in eval mode."""
