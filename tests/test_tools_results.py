@@ -39,12 +39,20 @@ def test_iccld_runs_switch_to_phase2_halfway_and_the_control_never():
 def test_phase1_checkpoint_and_trained_config_lookup(tmp_path, monkeypatch):
     monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
     args = uda_results.parse_args(['--iters', '300', '--work-root', 'runs'])
-    assert uda_results.phase1_checkpoint(4, args) == ''
+    assert uda_results.phase1_checkpoint('iccld', 4, args) == ''
     donor = tmp_path / 'runs' / 'iccld_step1_seed4' / 'iter_150.pth'
     donor.parent.mkdir(parents=True)
     donor.write_bytes(b'')
-    assert uda_results.phase1_checkpoint(4, args) == 'runs/iccld_step1_seed4/iter_150.pth'
-    assert uda_results.phase1_checkpoint(5, args) == ''
+    assert uda_results.phase1_checkpoint('iccld', 4, args) == 'runs/iccld_step1_seed4/iter_150.pth'
+    assert uda_results.phase1_checkpoint('iccld', 5, args) == ''
+    # ICCLD-HR's phase 1 is neither ICCLD's nor ICCLD-HR + MIC's
+    assert uda_results.phase1_checkpoint('iccld_hr', 4, args) == ''
+    hr = tmp_path / 'runs' / 'iccld_hr_seed4' / 'iter_150.pth'
+    hr.parent.mkdir(parents=True)
+    hr.write_bytes(b'')
+    assert uda_results.phase1_checkpoint('iccld_hr', 4, args) == 'runs/iccld_hr_seed4/iter_150.pth'
+    assert uda_results.phase1_checkpoint('iccld_hr_mic', 4, args) == ''
+    assert 'custom_hooks.0.switch_iter=150' in uda_results.train_options('iccld_hr_mic', 300, 4)
     # a run is tested with the config its runner dumped, else with the method's config
     run = 'runs/iccld_x_seed4'
     assert uda_results.trained_config('iccld', run) == 'configs/synthetic/iccld_tiny.py'

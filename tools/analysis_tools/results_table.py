@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                                         (docs, old_docs, new_docs)) if old != new]
         for path in stale:
             print(f'{osp.relpath(path, ROOT)} is not up to date: run python '
-                  'tools/analysis_tools/analysis_tools/results_table.py', file=sys.stderr)
+                  'tools/analysis_tools/results_table.py', file=sys.stderr)
         return 1 if stale else 0
     with open(readme, 'w') as f:
         f.write(new_readme)

@@ -10,6 +10,8 @@ METHODS = {
     'iccld_step1': 'configs/synthetic/iccld_tiny.py',
     'hrda': 'configs/synthetic/hrda_tiny.py',
     'mic': 'configs/synthetic/mic_tiny.py',
+    'iccld_hr': 'configs/synthetic/iccld_hr_tiny.py',
+    'iccld_hr_mic': 'configs/synthetic/iccld_hr_mic_tiny.py',
 }
 LABELS = {
     'source_only': 'source only',
@@ -18,7 +20,11 @@ LABELS = {
     'iccld_step1': 'ICCLD, phase 1 only (control)',
     'hrda': 'HRDA',
     'mic': 'MIC (HRDA)',
+    'iccld_hr': 'ICCLD-HR',
+    'iccld_hr_mic': 'ICCLD-HR + MIC',
 }
+# methods that diffuse (evaluated at several K and with several draws)
+DIFFUSION_METHODS = ('iccld', 'iccld_hr', 'iccld_hr_mic')
 
 CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
            'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
@@ -71,22 +77,8 @@ def to_markdown(report: dict) -> str:
     if reused:
         lines += ['', 'Runs taken from an earlier report made with the same config, iterations '
                   'and options (`--reuse-report`): ' + '; '.join(reused) + '.']
-    by_k = {seed: r['mIoU_by_k'] for seed, r in runs.get('iccld', {}).items()
-            if 'mIoU_by_k' in r}
-    if by_k:
-        ks = list(next(iter(by_k.values())))
-        lines += ['', 'ICCLD decoded with K DDIM steps (K = 0: the phase-1 decode, m_hat0 = 0; '
-                  'the config tests at K = 3):', '',
-                  '| K | mean | ' + ' | '.join(f'seed {s}' for s in by_k) + ' |',
-                  '|---|---|' + '---|' * len(by_k)]
-        for k in ks:
-            values = [by_k[s][k] for s in by_k]
-            lines.append(f'| {k} | {statistics.fmean(values):.2f} | ' +
-                         ' | '.join(f'{v:.2f}' for v in values) + ' |')
-    unc = {seed: r['uncertainty'] for seed, r in runs.get('iccld', {}).items()
-           if 'uncertainty' in r}
-    if unc:
-        lines += uncertainty_lines(unc)
+    for method in (m for m in DIFFUSION_METHODS if m in runs):
+        lines += diffusion_lines(method, runs[method])
     present = [c for c in CLASSES
                if any(c in r.get('per_class', {}) for m in runs.values() for r in m.values())]
     if present:
@@ -103,10 +95,30 @@ def to_markdown(report: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def uncertainty_lines(unc: dict) -> list:
-    """Markdown rows: AUROC and ECE of ICCLD's S-draw uncertainty and of one pass, per seed."""
+def diffusion_lines(method: str, by_seed: dict) -> list:
+    """Markdown tables of a diffusing method's runs: mIoU by K, and the uncertainty."""
+    lines = []
+    by_k = {seed: r['mIoU_by_k'] for seed, r in by_seed.items() if 'mIoU_by_k' in r}
+    if by_k:
+        ks = list(next(iter(by_k.values())))
+        lines += ['', f'{LABELS[method]} decoded with K DDIM steps (K = 0: the phase-1 decode, '
+                  'm_hat0 = 0; the config tests at K = 3):', '',
+                  '| K | mean | ' + ' | '.join(f'seed {s}' for s in by_k) + ' |',
+                  '|---|---|' + '---|' * len(by_k)]
+        for k in ks:
+            values = [by_k[s][k] for s in by_k]
+            lines.append(f'| {k} | {statistics.fmean(values):.2f} | ' +
+                         ' | '.join(f'{v:.2f}' for v in values) + ' |')
+    unc = {seed: r['uncertainty'] for seed, r in by_seed.items() if 'uncertainty' in r}
+    if unc:
+        lines += uncertainty_lines(unc, LABELS[method])
+    return lines
+
+
+def uncertainty_lines(unc: dict, label: str = 'ICCLD') -> list:
+    """Markdown rows: AUROC and ECE of S-draw uncertainty and of one pass, per seed."""
     samples = next(iter(unc.values()))['samples']
-    lines = ['', f'ICCLD uncertainty on the target val (S = {samples} draws: entropy of the mean '
+    lines = ['', f'{label} uncertainty on the target val (S = {samples} draws: entropy of the mean '
              "softmax; one pass: its softmax entropy): error-detection AUROC (higher is "
              'better) and expected calibration error (15 bins, lower is better):', '',
              '| measure | mean | ' + ' | '.join(f'seed {s}' for s in unc) + ' |',

@@ -18,10 +18,11 @@ as its config does at the default length), followed by ``tools/test.py`` on the 
 validation set with the configuration the run trained with (the config the runner dumped
 into the work dir), so a variant that changes an inference setting is tested with it.
 
-ICCLD runs (``iccld``, ``iccld_step1``) also keep the checkpoint of the switch iteration. With
-``--share-phase1``, an ICCLD run resumes from the switch checkpoint of a finished run of the
-same seed (the plain ``iccld`` or ``iccld_step1`` run under ``--work-root``) instead of
-training phase 1 again: the runner's resume restores weights, optimizer and scheduler states
+Runs with ICCLD's two phases (``iccld``, ``iccld_step1``, ``iccld_hr``, ``iccld_hr_mic``) also
+keep the checkpoint of the switch iteration. With ``--share-phase1``, such a run resumes from
+the switch checkpoint of a finished run of the same seed with the same phase 1 (the untagged
+``iccld`` or ``iccld_step1`` run for those two; ``iccld_hr``'s own, ``iccld_hr_mic``'s own)
+under ``--work-root`` instead of training phase 1 again: the runner's resume restores weights, optimizer and scheduler states
 and the random generators, so the result equals a run from scratch exactly, *provided* the
 variant's options change nothing before the switch (phase-2 settings such as
 ``lambda_adv``, ``decoder_input``, ``adv_input``; not the UNet's size, whose initialisation
@@ -47,10 +48,17 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from tools._common import exit_on_user_error, write_report  # noqa: E402
-from tools.analysis_tools.uda_report import METHODS, per_class_iou, summarise, to_markdown  # noqa: E402
+from tools.analysis_tools.uda_report import (DIFFUSION_METHODS, METHODS, per_class_iou,  # noqa: E402
+                                             summarise, to_markdown)
 
-# methods that train the ICCLD config (they share phase 1 for a seed)
-ICCLD_METHODS = ('iccld', 'iccld_step1')
+# methods with ICCLD's two phases -> the methods whose runs have the same phase 1 (a seed's
+# switch checkpoint of one serves them all)
+PHASE1_DONORS = {
+    'iccld': ('iccld', 'iccld_step1'),
+    'iccld_step1': ('iccld', 'iccld_step1'),
+    'iccld_hr': ('iccld_hr', ),
+    'iccld_hr_mic': ('iccld_hr_mic', ),
+}
 
 
 def parse_args(argv=None):
@@ -104,20 +112,21 @@ def train_options(method: str, iters: int, seed: int) -> list:
     """``--cfg-options`` of one run: seed, length, and for ICCLD the phase switch (halfway;
     never for the phase-1 control)."""
     # ICCLD runs also keep the switch checkpoint, from which --share-phase1 runs resume
-    interval = iters // 2 if method in ICCLD_METHODS else iters
+    interval = iters // 2 if method in PHASE1_DONORS else iters
     options = [f'randomness.seed={seed}', f'train_cfg.max_iters={iters}',
                f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={interval}']
-    if method == 'iccld':
+    if method in DIFFUSION_METHODS:
         options.append(f'custom_hooks.0.switch_iter={iters // 2}')
     elif method == 'iccld_step1':
         options.append(f'custom_hooks.0.switch_iter={iters}')
     return options
 
 
-def phase1_checkpoint(seed: int, args) -> str:
-    """The switch checkpoint of a finished plain ICCLD run of ``seed``, or ''."""
-    for method in ICCLD_METHODS:
-        path = osp.join(args.work_root, f'{method}_seed{seed}', f'iter_{args.iters // 2}.pth')
+def phase1_checkpoint(method: str, seed: int, args) -> str:
+    """The switch checkpoint of a finished untagged run of ``seed`` with ``method``'s phase 1,
+    or ''."""
+    for donor in PHASE1_DONORS[method]:
+        path = osp.join(args.work_root, f'{donor}_seed{seed}', f'iter_{args.iters // 2}.pth')
         if osp.isfile(osp.join(ROOT, path)):
             return path
     return ''
@@ -211,8 +220,8 @@ def train_and_test(method: str, seed: int, args) -> dict:
     start = time.time()
     options = train_options(method, args.iters, seed) + list(args.cfg_options)
     resume = []
-    if args.share_phase1 and method in ICCLD_METHODS:
-        donor = phase1_checkpoint(seed, args)
+    if args.share_phase1 and method in PHASE1_DONORS:
+        donor = phase1_checkpoint(method, seed, args)
         if donor and osp.abspath(osp.dirname(donor)) != osp.abspath(work_dir):
             resume = ['--resume', donor]
     checkpoint = final_checkpoint(work_dir, args.iters)
@@ -265,11 +274,11 @@ def main(argv=None):
                 mIoU=float(m['mIoU']), per_class=per_class_iou(metrics),
                 train_seconds=metrics.get('train_seconds'), checkpoint=metrics['checkpoint'],
                 resumed_from=metrics.get('resumed_from'))
-            if method == 'iccld' and args.iccld_k:
+            if method in DIFFUSION_METHODS and args.iccld_k:
                 runs[method][str(seed)]['mIoU_by_k'] = {
                     str(k): test_at_k(method, seed, k, metrics['checkpoint'], args)
                     for k in args.iccld_k}
-            if method == 'iccld' and args.uncertainty_samples > 1:
+            if method in DIFFUSION_METHODS and args.uncertainty_samples > 1:
                 runs[method][str(seed)]['uncertainty'] = test_uncertainty(
                     method, seed, metrics['checkpoint'], args)
             print(f"[results] {method}, seed {seed}: mIoU {m['mIoU']:.2f}", flush=True)

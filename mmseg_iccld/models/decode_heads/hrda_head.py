@@ -259,6 +259,14 @@ class HRDAHead(BaseDecodeHead):
         self.hr_loss_weight = hr_loss_weight
         self.lr_loss_weight = lr_loss_weight
 
+    def decode_view(self, view) -> Tensor:
+        """The single-scale head's logits of one view (its backbone features)."""
+        return self.head(view)
+
+    def view_stages(self, view) -> Sequence[Tensor]:
+        """The backbone features of one view, which the scale attention reads."""
+        return view
+
     def attention(self, context_features: Sequence[Tensor], boxes: Sequence[Box],
                   stride: int, masked: bool) -> Tensor:
         """Scale attention on the context grid, zero outside the detail windows if masked.
@@ -289,8 +297,8 @@ class HRDAHead(BaseDecodeHead):
             ``(K * N, C, h_d, w_d)``.
         """
         boxes, ratio = inputs['boxes'], int(inputs['scale_ratio'])
-        context_logits = self.head(inputs['context'])
-        detail_logits = self.head(inputs['detail'])
+        context_logits = self.decode_view(inputs['context'])
+        detail_logits = self.decode_view(inputs['detail'])
         n = context_logits.shape[0]
         y1, y2 = boxes[0][:2]
         if (y2 - y1) % detail_logits.shape[2]:
@@ -300,7 +308,7 @@ class HRDAHead(BaseDecodeHead):
         size = tuple(ratio * s for s in context_logits.shape[2:])
         detail, count = merge_windows(detail_logits, boxes, n, stride, size)
         # HRDA masks the attention to the training crop; sliding windows cover everything
-        attention = self.attention(inputs['context'], boxes, stride * ratio,
+        attention = self.attention(self.view_stages(inputs['context']), boxes, stride * ratio,
                                    masked=bool((count == 0).any()))
         fused = fuse_scales(context_logits, attention, detail, ratio, self.align_corners)
         return fused, context_logits, detail_logits

@@ -25,6 +25,7 @@ from torch import Tensor
 from ..diffusion import DiffusionDraw
 from ..losses.iccld_losses import loss_chain, loss_ldm
 from .iccld_legacy import check_layout, rename_legacy_keys
+from .iccld_phases import ICCLDPhases
 from .iccld_predictor import ICCLDPredictor
 
 DECODER_INPUTS = ('sampled', 'noised_label')
@@ -48,7 +49,7 @@ class ICCLDOutput:
 
 
 @MODELS.register_module()
-class ICCLD(ICCLDPredictor, EncoderDecoder):
+class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
     """E (backbone + ``LatentProjector`` neck) + ``MaskDiffusion`` + ``InterCoderHead`` (D).
 
     Test settings (``test_cfg``): ``mode`` ('whole' or 'slide', with ``crop_size`` and
@@ -93,6 +94,7 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
             without gradient, modules in eval mode), e.g. ``('backbone', 'neck')`` for E.
             Empty (default): E and D keep training beside eps_theta.
         diffusion_stage: The earlier name of ``phase`` (configs dumped with it still build).
+        **kwargs: Arguments of a segmentor base a subclass adds (``ICCLDHR``: HRDA's views).
     """
 
     def __init__(self,
@@ -115,7 +117,8 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
                  chain_loss_weight: float = 0.0,
                  phase1_ldm_weight: float = 0.0,
                  phase2_frozen: Sequence[str] = (),
-                 diffusion_stage: Optional[int] = None):
+                 diffusion_stage: Optional[int] = None,
+                 **kwargs):
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -125,7 +128,8 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
             test_cfg=ConfigDict(test_cfg if test_cfg is not None else dict(mode='whole')),
             data_preprocessor=data_preprocessor,
             pretrained=pretrained,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+            **kwargs)
         self.diffusion = MODELS.build(diffusion)
         if self.diffusion.num_classes != self.decode_head.num_classes:
             raise ValueError(f'the diffusion codes {self.diffusion.num_classes} classes, the '
@@ -145,86 +149,18 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
         self.chain_grad = chain_grad
         self.chain_loss_weight = chain_loss_weight
         self.phase1_ldm_weight = phase1_ldm_weight
-        for name in phase2_frozen:
-            if not isinstance(getattr(self, name, None), torch.nn.Module):
-                raise ValueError(f'phase2_frozen names {name!r}, which is not a submodule '
-                                 f'of ICCLD (backbone, neck, diffusion, decode_head)')
-        self.phase2_frozen = tuple(phase2_frozen)
-        self._frozen_params: List[torch.nn.Parameter] = []
-        # a buffer, so checkpoints (and resumed runs) know which phase they are in; the
-        # forward passes read its host copy, so they never wait for the device
-        self.register_buffer('phase', torch.tensor(1, dtype=torch.long))
-        self._phase = 1
-        self.set_phase(phase if diffusion_stage is None else diffusion_stage)
-
-    def set_phase(self, phase: int) -> None:
-        """Switch between phase 1 (D reads m_hat0 = 0) and phase 2 (latent diffusion).
-
-        Only a change of phase touches the modules (``phase2_frozen``); the phase hook calls
-        this every iteration, and the modes of the modules (the EMA teacher keeps its dropout
-        off) stay as their owners set them.
-
-        Args:
-            phase: 1 or 2.
-        """
-        if phase not in (1, 2):
-            raise ValueError(f'phase must be 1 or 2, got {phase}')
-        changed = phase != self._phase
-        self.phase.fill_(phase)
-        self._phase = phase
-        if changed:
-            self._freeze_for_phase()
-
-    def _freeze_for_phase(self) -> None:
-        """Stop (phase 2) or restore (phase 1) the training of ``phase2_frozen``; a model
-        without frozen modules is left as it is."""
-        if not self.phase2_frozen:
-            return
-        frozen = self._phase == 2
-        if frozen and not self._frozen_params:
-            self._frozen_params = [p for name in self.phase2_frozen
-                                   for p in getattr(self, name).parameters() if p.requires_grad]
-            for param in self._frozen_params:
-                param.requires_grad_(False)
-        elif not frozen and self._frozen_params:
-            for param in self._frozen_params:
-                param.requires_grad_(True)
-            self._frozen_params = []
-        for name in self.phase2_frozen:
-            module = getattr(self, name)
-            if frozen:
-                module.eval()
-            else:
-                module.train(self.training)
-
-    def train(self, mode: bool = True) -> 'ICCLD':
-        """nn.Module's train, with the modules frozen in phase 2 kept in eval mode."""
-        super().train(mode)
-        if getattr(self, '_phase', 1) == 2:
-            for name in self.phase2_frozen:
-                getattr(self, name).eval()
-        return self
+        self.init_phases(phase if diffusion_stage is None else diffusion_stage, phase2_frozen)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         rename_legacy_keys(state_dict, prefix)
         check_layout(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._phase = int(self.phase)  # the phase the checkpoint was in
-        self._freeze_for_phase()
+        self.phase_loaded()
 
     @property
-    def current_phase(self) -> int:
-        """The training phase, 1 or 2: the ``phase`` buffer, read on the host.
-
-        The buffer changes only through :meth:`set_phase` and checkpoint loading, which both
-        update this copy.
-        """
-        return self._phase
-
-    @property
-    def in_phase2(self) -> bool:
-        """Whether the model is in phase 2 (latent diffusion)."""
-        return self._phase == 2
+    def mask_latent_stride(self) -> int:
+        """Input pixels per cell of the mask latent (the projector's latent stride)."""
+        return self.neck.latent_stride
 
     @property
     def chain_steps(self) -> int:
@@ -269,6 +205,23 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
         """
         *stages, image_latent = self.extract_feat(inputs)
         return stages, image_latent
+
+    def decoder_inputs(self, inputs: Tensor, stages: List[Tensor], image_latent: Tensor,
+                       mask_estimates: Sequence[Optional[Tensor]],
+                       training: bool = False) -> list:
+        """D's input for each mask estimate: ``(stages, z0, m_hat0)``.
+
+        Args:
+            inputs: The images that were encoded (a subclass with more views reads them).
+            stages: Encoder stages of ``inputs``.
+            image_latent: z0.
+            mask_estimates: m_hat0 of each draw (None: m_hat0 = 0).
+            training: Whether this is a training pass.
+
+        Returns:
+            One input of ``decode_head`` per mask estimate.
+        """
+        return [(stages, image_latent, mask) for mask in mask_estimates]
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Eq. 1 (through D) and, in phase 2, eq. 2 on one batch, with a fresh draw.
@@ -345,8 +298,9 @@ class ICCLD(ICCLDPredictor, EncoderDecoder):
                              label_estimate)
             if self.detach_mask_estimate:
                 mask_estimate = mask_estimate.detach()
-        loss_decode = self.decode_head.loss((stages, image_latent, mask_estimate),
-                                            data_samples, self.train_cfg)
+        head_input = self.decoder_inputs(inputs, stages, image_latent, [mask_estimate],
+                                         training=True)[0]
+        loss_decode = self.decode_head.loss(head_input, data_samples, self.train_cfg)
         output.losses.update(add_prefix(loss_decode, 'decode'))
         if self.with_auxiliary_head:
             output.losses.update(self._auxiliary_head_forward_train(stages, data_samples))

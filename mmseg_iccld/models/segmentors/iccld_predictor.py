@@ -9,9 +9,10 @@ from torch import Tensor
 
 
 class ICCLDPredictor:
-    """Test-time methods of :class:`ICCLD`, which provides ``encode``, ``diffusion``,
-    ``decode_head``, ``test_cfg`` and ``in_phase2``; mmseg's ``EncoderDecoder`` provides
-    ``inference``, ``slide_inference`` and the post-processing this extends.
+    """Test-time methods of :class:`ICCLD`, which provides ``encode``, ``decoder_inputs``,
+    ``diffusion``, ``decode_head``, ``test_cfg`` and ``in_phase2``; mmseg's
+    ``EncoderDecoder`` provides ``inference``, ``slide_inference`` and the post-processing
+    this extends.
     """
 
     @property
@@ -37,14 +38,13 @@ class ICCLDPredictor:
         """
         stages, image_latent = self.encode(inputs)
         estimates = self._test_mask_estimates(image_latent, self.num_samples)
+        head_inputs = self.decoder_inputs(inputs, stages, image_latent, estimates)
         if self.num_samples == 1:
-            return self.decode_head.predict((stages, image_latent, estimates[0]),
-                                            batch_img_metas, self.test_cfg)
+            return self.decode_head.predict(head_inputs[0], batch_img_metas, self.test_cfg)
         mean_prob = 0
-        for mask_estimate in estimates:
-            logits = self.decode_head.predict((stages, image_latent, mask_estimate),
-                                              batch_img_metas, self.test_cfg)
-            mean_prob = mean_prob + logits.softmax(dim=1) / len(estimates)
+        for head_input in head_inputs:
+            logits = self.decode_head.predict(head_input, batch_img_metas, self.test_cfg)
+            mean_prob = mean_prob + logits.softmax(dim=1) / len(head_inputs)
         # the log keeps argmax and softmax of the mean; tiny keeps later resizing finite
         return mean_prob.clamp_min(torch.finfo(mean_prob.dtype).tiny).log()
 

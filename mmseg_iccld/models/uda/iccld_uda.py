@@ -258,7 +258,7 @@ class ICCLDUDA(DACS):
         Returns:
             (N, C, h - top - bottom, w - left - right).
         """
-        stride = self.student.neck.latent_stride
+        stride = self.student.mask_latent_stride
         top, bottom, left, right = (math.ceil(m / stride) for m in self.adv_margins)
         h, w = value.shape[2:]
         if top + bottom >= h or left + right >= w:
