@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
+from tiny_models import on_benchmark
 from mmseg_iccld.engine.pretrained_files import check_pretrained_files
 
 register_all_modules(init_default_scope=True)
@@ -19,22 +20,6 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def load(name: str) -> Config:
     return Config.fromfile(osp.join(REPO, 'configs', name))
-
-
-def tiny_run_config(name: str, benchmark, work_dir: str, iters: int = 2) -> Config:
-    """A tiny synthetic config pointed at the test benchmark, for ``iters`` iterations."""
-    cfg = load(name)
-    cfg.train_dataloader.dataset.source.data_root = benchmark.gta_root
-    cfg.train_dataloader.dataset.target.data_root = benchmark.cityscapes_root
-    cfg.val_dataloader.dataset.data_root = benchmark.cityscapes_root
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.num_workers, loader.persistent_workers = 0, False
-    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters, iters
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint.interval = iters
-    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-    cfg.work_dir = work_dir
-    return cfg
 
 
 @pytest.mark.parametrize('name, source, evaluator', [
@@ -119,7 +104,7 @@ def test_tiny_config_composes_the_hrda_benchmark(tmp_path, monkeypatch):
 
 def test_tiny_hrda_trains_two_iterations_and_evaluates_on_the_benchmark(synthetic_benchmark,
                                                                         tmp_path):
-    cfg = tiny_run_config('synthetic/hrda_tiny.py', synthetic_benchmark, str(tmp_path))
+    cfg = on_benchmark(load('synthetic/hrda_tiny.py'), synthetic_benchmark, str(tmp_path))
     runner = Runner.from_cfg(cfg)
     shapes = []
     teacher = runner.model.teacher.module

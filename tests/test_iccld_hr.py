@@ -13,7 +13,7 @@ from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
 from mmseg_iccld.models.segmentors.iccld_hr import crop_mask_estimate
-from tiny_models import random_uda_batch
+from tiny_models import on_benchmark, random_uda_batch
 
 register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
@@ -37,8 +37,9 @@ def samples(n: int, size: int) -> list:
     out = []
     for i in range(n):
         sample = SegDataSample()
+        generator = torch.Generator().manual_seed(i)
         sample.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, size, size),
-                                                         generator=torch.Generator().manual_seed(i)))
+                                                         generator=generator))
         sample.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
                                  pad_shape=(size, size)))
         out.append(sample)
@@ -192,17 +193,8 @@ def test_mitb5_hr_configs_run_a_phase2_iteration_on_a_reduced_crop(name):
 
 def test_tiny_iccld_hr_trains_through_the_switch_and_evaluates(synthetic_benchmark, tmp_path):
     cfg = load('synthetic/iccld_hr_tiny.py')
-    cfg.train_dataloader.dataset.source.data_root = synthetic_benchmark.gta_root
-    cfg.train_dataloader.dataset.target.data_root = synthetic_benchmark.cityscapes_root
-    cfg.val_dataloader.dataset.data_root = synthetic_benchmark.cityscapes_root
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.num_workers, loader.persistent_workers = 0, False
-    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = 2, 2
+    on_benchmark(cfg, synthetic_benchmark, str(tmp_path))
     cfg.custom_hooks[0].switch_iter = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint.interval = 2
-    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-    cfg.work_dir = str(tmp_path)
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars

@@ -7,6 +7,7 @@ from mmengine.runner import Runner
 from mmseg.utils import register_all_modules
 
 import mmseg_iccld  # noqa: F401
+from tiny_models import on_benchmark
 
 register_all_modules(init_default_scope=True)
 torch.set_num_threads(1)
@@ -41,16 +42,7 @@ def test_tiny_mic_keeps_the_patch_grid_and_trains_on_the_benchmark(synthetic_ben
         (0.7, 1.0, True)
     assert cfg.model.model == hrda.model.model
 
-    cfg.train_dataloader.dataset.source.data_root = synthetic_benchmark.gta_root
-    cfg.train_dataloader.dataset.target.data_root = synthetic_benchmark.cityscapes_root
-    cfg.val_dataloader.dataset.data_root = synthetic_benchmark.cityscapes_root
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        loader.num_workers, loader.persistent_workers = 0, False
-    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = 2, 2
-    cfg.default_hooks.logger.interval = 1
-    cfg.default_hooks.checkpoint.interval = 2
-    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-    cfg.work_dir = str(tmp_path)
+    on_benchmark(cfg, synthetic_benchmark, str(tmp_path))
     runner = Runner.from_cfg(cfg)
     runner.train()
     scalars = runner.message_hub.log_scalars

@@ -91,3 +91,21 @@ def random_uda_batch(labels: torch.Tensor, seed: int = 0) -> dict:
                 sample.gt_sem_seg = PixelData(data=labels[i].clone())
             batch[f'{prefix}data_samples'].append(sample)
     return batch
+
+
+def on_benchmark(cfg, benchmark, work_dir: str, iters: int = 2):
+    """Point a tiny synthetic config at the test benchmark for a short run of ``iters``
+    iterations (in place; returns ``cfg``): data roots, loaders without workers, logging
+    and checkpoints every iteration, gloo, the work dir.
+    """
+    cfg.train_dataloader.dataset.source.data_root = benchmark.gta_root
+    cfg.train_dataloader.dataset.target.data_root = benchmark.cityscapes_root
+    cfg.val_dataloader.dataset.data_root = benchmark.cityscapes_root
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.num_workers, loader.persistent_workers = 0, False
+    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = iters, iters
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = iters
+    cfg.env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+    cfg.work_dir = work_dir
+    return cfg

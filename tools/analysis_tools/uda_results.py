@@ -48,8 +48,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from tools._common import exit_on_user_error, write_report  # noqa: E402
-from tools.analysis_tools.uda_report import (DIFFUSION_METHODS, METHODS, per_class_iou,  # noqa: E402
-                                             summarise, to_markdown)
+from tools.analysis_tools.uda_report import (  # noqa: E402
+    DIFFUSION_METHODS, METHODS, per_class_iou, summarise, to_markdown)
 
 # methods with ICCLD's two phases -> the methods whose runs have the same phase 1 (a seed's
 # switch checkpoint of one serves them all)
