@@ -191,6 +191,20 @@ def test_schedule_iterations_of_daformer_and_iccld_phases():
     assert (schedule_iters(iccld, 1), schedule_iters(iccld, 2)) == (40000, 40000)
 
 
+def test_whole_schedule_line_names_untimed_phases():
+    from tools.analysis_tools.benchmark import to_markdown
+
+    def row(config, phase, hours):
+        return dict(config=config, phase=phase, train_iter_s=hours, schedule_hours=hours)
+
+    report = dict(device='cpu', torch='t', amp=None, date='d', configs=['a.py', 'b.py', 'c.py'],
+                  entries={'a': row('a.py', None, 1.0), 'b1': row('b.py', 1, 2.0),
+                           'b2': row('b.py', 2, 3.0), 'c2': row('c.py', 2, 4.0)})
+    last = to_markdown(report).splitlines()[-1]
+    # b: both phases timed, summed; c: phase 2 alone is not the whole schedule
+    assert last.endswith('a: 1.00 h; b: 5.00 h; c: 4.00 h (phase 2 only).')
+
+
 def test_compiled_student_modules_train_like_eager_ones():
     from mmengine.optim import build_optim_wrapper
     from tiny_models import random_uda_batch

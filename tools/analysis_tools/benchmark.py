@@ -212,13 +212,24 @@ def to_markdown(report: dict) -> str:
                      f"{fmt('train_memory_growth_mb', '.0f')} | {fmt('schedule_iters', 'd')} | "
                      f"{fmt('schedule_hours', '.2f')} | {fmt('latency_s', '.3f')} | "
                      f"{ratio('latency_s')} | {size} |")
-    totals = {}
+    totals, phases = {}, {}
     for name, r in rows.items():
         if 'schedule_hours' in r:
-            totals.setdefault(entry_label(r['config']), []).append(r['schedule_hours'])
+            label = entry_label(r['config'])
+            totals.setdefault(label, []).append(r['schedule_hours'])
+            if r.get('phase') is not None:
+                phases.setdefault(label, []).append(r['phase'])
+
+    def untimed(label):  # an ICCLD config timed in some of its phases only
+        timed = phases.get(label)
+        if timed is None or sorted(timed) == [1, 2]:
+            return ''
+        return f" (phase {', '.join(map(str, sorted(timed)))} only)"
+
     if totals:
         lines += ['', 'Whole schedule at these speeds (training iterations only): ' + '; '.join(
-            f'{name}: {sum(hours):.2f} h' for name, hours in totals.items()) + '.']
+            f'{name}: {sum(hours):.2f} h{untimed(name)}' for name, hours in totals.items()) +
+                  '.']
     return '\n'.join(lines) + '\n'
 
 
