@@ -212,24 +212,20 @@ def to_markdown(report: dict) -> str:
                      f"{fmt('train_memory_growth_mb', '.0f')} | {fmt('schedule_iters', 'd')} | "
                      f"{fmt('schedule_hours', '.2f')} | {fmt('latency_s', '.3f')} | "
                      f"{ratio('latency_s')} | {size} |")
-    totals, phases = {}, {}
+    totals, phases = {}, {}  # config -> its schedule hours, the ICCLD phases timed
     for name, r in rows.items():
         if 'schedule_hours' in r:
             label = entry_label(r['config'])
             totals.setdefault(label, []).append(r['schedule_hours'])
-            if r.get('phase') is not None:
-                phases.setdefault(label, []).append(r['phase'])
+            phases.setdefault(label, []).append(r.get('phase'))
 
-    def untimed(label):  # an ICCLD config timed in some of its phases only
-        timed = phases.get(label)
-        if timed is None or sorted(timed) == [1, 2]:
-            return ''
-        return f" (phase {', '.join(map(str, sorted(timed)))} only)"
+    def part(label):  # an ICCLD config timed in some of its phases only says so
+        timed = sorted(p for p in phases[label] if p is not None)
+        return f" (phase {', '.join(map(str, timed))} only)" if timed not in ([], [1, 2]) else ''
 
     if totals:
         lines += ['', 'Whole schedule at these speeds (training iterations only): ' + '; '.join(
-            f'{name}: {sum(hours):.2f} h{untimed(name)}' for name, hours in totals.items()) +
-                  '.']
+            f'{name}: {sum(hours):.2f} h{part(name)}' for name, hours in totals.items()) + '.']
     return '\n'.join(lines) + '\n'
 
 

@@ -22,11 +22,11 @@ from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+from mmseg_iccld.datasets.label_tables import NUM_TRAIN_CLASSES as NUM_CLASSES  # noqa: E402
 from tools._common import exit_on_user_error, write_report  # noqa: E402
 
 PRED_SUFFIX = '_leftImg8bit.png'
 GT_SUFFIX = '_gtFine_labelTrainIds.png'
-NUM_CLASSES = 19
 
 
 def class_names() -> List[str]:
