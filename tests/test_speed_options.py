@@ -203,6 +203,9 @@ def test_whole_schedule_line_names_untimed_phases():
     last = to_markdown(report).splitlines()[-1]
     # b: both phases timed, summed; c: phase 2 alone is not the whole schedule
     assert last.endswith('a: 1.00 h; b: 5.00 h; c: 4.00 h (phase 2 only).')
+    # files recorded before the rename call the phase 'step'
+    report['entries']['c2']['step'] = report['entries']['c2'].pop('phase')
+    assert to_markdown(report).splitlines()[-1] == last
 
 
 def test_compiled_student_modules_train_like_eager_ones():

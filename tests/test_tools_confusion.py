@@ -57,6 +57,11 @@ def test_confusion_refuses_unmatched_or_malformed_predictions(maps):
     _write(os.path.join(pred_dir, 'city_0_0_leftImg8bit.png'), [[0, 0, 19], [0, 0, 0]])
     with pytest.raises(ValueError, match='values >= 19: not train ids'):
         confusion.confusion_matrix(pred_dir, index)
+    _write(os.path.join(pred_dir, 'city_0_0_leftImg8bit.png'), [[0, 0, 2], [11, 11, 0]])
+    _write(os.path.join(gt_dir, 'city', 'city_0_0_gtFine_labelTrainIds.png'),
+           [[0, 0, 2], [11, 33, 255]])
+    with pytest.raises(ValueError, match=r'labelTrainIds.png holds \[33\]: neither train ids'):
+        confusion.confusion_matrix(pred_dir, index)
     with pytest.raises(FileNotFoundError, match='no \\*_leftImg8bit.png in'):
         confusion.confusion_matrix(str(tmp_path), index)
     with pytest.raises(NotADirectoryError, match='does not exist'):

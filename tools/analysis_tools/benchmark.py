@@ -217,7 +217,8 @@ def to_markdown(report: dict) -> str:
         if 'schedule_hours' in r:
             label = entry_label(r['config'])
             totals.setdefault(label, []).append(r['schedule_hours'])
-            phases.setdefault(label, []).append(r.get('phase'))
+            # files written before ICCLD's steps were called phases say 'step'
+            phases.setdefault(label, []).append(r.get('phase', r.get('step')))
 
     def part(label):  # an ICCLD config timed in some of its phases only says so
         timed = sorted(p for p in phases[label] if p is not None)

@@ -5,7 +5,8 @@
 PRED_DIR holds label maps in train ids, as ``tools/test.py --out`` writes them
 (``<name>_leftImg8bit.png``); the ground truth of each is ``<name>_gtFine_labelTrainIds.png``
 anywhere under GT_DIR (Cityscapes' layout, e.g. ``data/synthetic/cityscapes/gtFine/val``).
-Pixels whose ground truth is not a train id (255) are left out. For every PRED_DIR and every
+Pixels whose ground truth is 255 (ignored) are left out; any other value that is not a train
+id is an error. For every PRED_DIR and every
 class present in the ground truth the report gives its pixels, the pixels predicted as it,
 its recall and the classes its pixels went to most (a row of the confusion matrix, normalised),
 and writes ``PREFIX.json`` (with the full matrices) and ``PREFIX.md``. Class names are
@@ -22,6 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
+from mmseg_iccld.datasets.label_tables import IGNORE_INDEX  # noqa: E402
 from mmseg_iccld.datasets.label_tables import NUM_TRAIN_CLASSES as NUM_CLASSES  # noqa: E402
 from tools._common import exit_on_user_error, write_report  # noqa: E402
 
@@ -61,6 +63,10 @@ def confusion_matrix(pred_dir: str, gt_index: Dict[str, str]) -> np.ndarray:
             raise ValueError(f'{pred_path} is {pred.shape}, its ground truth {gt_index[name]} '
                              f'is {gt.shape}')
         valid = gt < NUM_CLASSES
+        bad = ~valid & (gt != IGNORE_INDEX)
+        if bad.any():
+            raise ValueError(f'{gt_index[name]} holds {sorted(set(gt[bad].tolist()))[:5]}: '
+                             f'neither train ids (< {NUM_CLASSES}) nor {IGNORE_INDEX}')
         if (pred[valid] >= NUM_CLASSES).any():
             raise ValueError(f'{pred_path} holds values >= {NUM_CLASSES}: not train ids')
         matrix += np.bincount(gt[valid] * NUM_CLASSES + pred[valid],
