@@ -62,16 +62,33 @@ def confusion_matrix(pred_dir: str, gt_index: Dict[str, str]) -> np.ndarray:
         if pred.shape != gt.shape:
             raise ValueError(f'{pred_path} is {pred.shape}, its ground truth {gt_index[name]} '
                              f'is {gt.shape}')
-        valid = gt < NUM_CLASSES
-        bad = ~valid & (gt != IGNORE_INDEX)
-        if bad.any():
-            raise ValueError(f'{gt_index[name]} holds {sorted(set(gt[bad].tolist()))[:5]}: '
-                             f'neither train ids (< {NUM_CLASSES}) nor {IGNORE_INDEX}')
-        if (pred[valid] >= NUM_CLASSES).any():
-            raise ValueError(f'{pred_path} holds values >= {NUM_CLASSES}: not train ids')
-        matrix += np.bincount(gt[valid] * NUM_CLASSES + pred[valid],
-                              minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+        accumulate(matrix, gt, pred, pred_path, gt_index[name])
     return matrix
+
+
+def accumulate(matrix: np.ndarray, gt: np.ndarray, pred: np.ndarray, pred_name: str,
+               gt_name: str = None) -> None:
+    """Add the pixels of one label map to ``matrix`` (row ground truth, column prediction),
+    leaving out ground truth 255; any other value that is not a train id is an error naming
+    ``gt_name`` (or ``pred_name`` for the prediction)."""
+    valid = gt < NUM_CLASSES
+    bad = ~valid & (gt != IGNORE_INDEX)
+    if bad.any():
+        raise ValueError(f'{gt_name or pred_name + " ground truth"} holds '
+                         f'{sorted(set(gt[bad].tolist()))[:5]}: neither train ids '
+                         f'(< {NUM_CLASSES}) nor {IGNORE_INDEX}')
+    if (pred[valid] >= NUM_CLASSES).any() or (pred[valid] < 0).any():
+        raise ValueError(f'{pred_name} holds values outside [0, {NUM_CLASSES}): not train ids')
+    matrix += np.bincount(gt[valid] * NUM_CLASSES + pred[valid],
+                          minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def iou(matrix: np.ndarray) -> np.ndarray:
+    """Per-class IoU of a confusion matrix: true positives over ground truth + predicted -
+    true positives; NaN for a class in neither."""
+    tp = np.diag(matrix).astype(np.float64)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return tp / (matrix.sum(0) + matrix.sum(1) - tp)
 
 
 def summarise(matrix: np.ndarray, names: List[str], top: int) -> List[dict]:
