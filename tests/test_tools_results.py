@@ -31,6 +31,10 @@ def test_iccld_runs_switch_to_phase2_halfway_and_the_control_never():
     assert 'custom_hooks.0.switch_iter=300' in control
     assert 'default_hooks.checkpoint.interval=150' in control
     assert uda_results.METHODS['iccld_step1'] == uda_results.METHODS['iccld']
+    hr_control = uda_results.train_options('iccld_hr_step1', 300, 7)
+    assert 'custom_hooks.0.switch_iter=300' in hr_control
+    assert 'default_hooks.checkpoint.interval=150' in hr_control
+    assert uda_results.METHODS['iccld_hr_step1'] == uda_results.METHODS['iccld_hr']
     daformer = uda_results.train_options('daformer', 300, 7)
     assert not any('switch_iter' in o for o in daformer)
     assert 'default_hooks.checkpoint.interval=300' in daformer
@@ -51,6 +55,9 @@ def test_phase1_checkpoint_and_trained_config_lookup(tmp_path, monkeypatch):
     hr.parent.mkdir(parents=True)
     hr.write_bytes(b'')
     assert uda_results.phase1_checkpoint('iccld_hr', 4, args) == 'runs/iccld_hr_seed4/iter_150.pth'
+    # ICCLD-HR's control continues the same phase 1
+    assert uda_results.phase1_checkpoint('iccld_hr_step1', 4, args) == \
+        'runs/iccld_hr_seed4/iter_150.pth'
     assert uda_results.phase1_checkpoint('iccld_hr_mic', 4, args) == ''
     assert 'custom_hooks.0.switch_iter=150' in uda_results.train_options('iccld_hr_mic', 300, 4)
     # a run is tested with the config its runner dumped, else with the method's config

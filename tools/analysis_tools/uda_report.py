@@ -11,6 +11,7 @@ METHODS = {
     'hrda': 'configs/synthetic/hrda_tiny.py',
     'mic': 'configs/synthetic/mic_tiny.py',
     'iccld_hr': 'configs/synthetic/iccld_hr_tiny.py',
+    'iccld_hr_step1': 'configs/synthetic/iccld_hr_tiny.py',
     'iccld_hr_mic': 'configs/synthetic/iccld_hr_mic_tiny.py',
 }
 LABELS = {
@@ -21,6 +22,7 @@ LABELS = {
     'hrda': 'HRDA',
     'mic': 'MIC (HRDA)',
     'iccld_hr': 'ICCLD-HR',
+    'iccld_hr_step1': 'ICCLD-HR, phase 1 only (control)',
     'iccld_hr_mic': 'ICCLD-HR + MIC',
 }
 # methods that diffuse (evaluated at several K and with several draws)

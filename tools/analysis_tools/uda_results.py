@@ -7,10 +7,10 @@ one results table.
 
 A method may name its own seeds (``hrda:0`` or ``mic:0,1``); the others use ``--seeds``.
 ``iccld_step1`` is the control of every ICCLD claim: the ICCLD config trained all its
-iterations in phase 1 (no diffusion, no discriminator). ICCLD checkpoints are also evaluated
-at every ``--iccld-k`` number of DDIM steps (0 is the phase-1 decode). ``--tag NAME`` keeps
-a variant's runs apart (``work_dirs/results/iccld_NAME_seed0``), e.g. with ``--cfg-options``
-for an ablation.
+iterations in phase 1 (no diffusion, no discriminator); ``iccld_hr_step1`` is ICCLD-HR's.
+ICCLD checkpoints are also evaluated at every ``--iccld-k`` number of DDIM steps (0 is the
+phase-1 decode). ``--tag NAME`` keeps a variant's runs apart
+(``work_dirs/results/iccld_NAME_seed0``), e.g. with ``--cfg-options`` for an ablation.
 
 Each (method, seed) pair is one ``tools/train.py`` run of the method's config with
 ``randomness.seed=SEED`` and ``--iters`` total iterations (ICCLD switches to phase 2 halfway,
@@ -18,15 +18,16 @@ as its config does at the default length), followed by ``tools/test.py`` on the 
 validation set with the configuration the run trained with (the config the runner dumped
 into the work dir), so a variant that changes an inference setting is tested with it.
 
-Runs with ICCLD's two phases (``iccld``, ``iccld_step1``, ``iccld_hr``, ``iccld_hr_mic``) also
+Runs with ICCLD's two phases (``iccld``, ``iccld_hr``, ``iccld_hr_mic``, and the controls) also
 keep the checkpoint of the switch iteration. With ``--share-phase1``, such a run resumes from
 the switch checkpoint of a finished run of the same seed with the same phase 1 (the untagged
-``iccld`` or ``iccld_step1`` run for those two; ``iccld_hr``'s own, ``iccld_hr_mic``'s own)
-under ``--work-root`` instead of training phase 1 again: the runner's resume restores weights, optimizer and scheduler states
-and the random generators, so the result equals a run from scratch exactly, *provided* the
-variant's options change nothing before the switch (phase-2 settings such as
-``lambda_adv``, ``decoder_input``, ``adv_input``; not the UNet's size, whose initialisation
-draws from the generator, nor learning rates).
+``iccld`` or ``iccld_step1`` run for those two, ``iccld_hr`` or ``iccld_hr_step1`` for those
+two, ``iccld_hr_mic``'s own) under ``--work-root`` instead of training phase 1 again: the
+runner's resume restores weights, optimizer and scheduler states and the random generators,
+so the result equals a run from scratch exactly, *provided* the variant's options change
+nothing before the switch (phase-2 settings such as ``lambda_adv``, ``decoder_input``,
+``adv_input``; not the UNet's size, whose initialisation draws from the generator, nor
+learning rates).
 
 Runs whose metrics already exist are reused, so an interrupted table can be completed by
 running the same command again (``--fresh`` retrains everything); ``--reuse-report`` also
@@ -56,9 +57,12 @@ from tools.analysis_tools.uda_report import (  # noqa: E402
 PHASE1_DONORS = {
     'iccld': ('iccld', 'iccld_step1'),
     'iccld_step1': ('iccld', 'iccld_step1'),
-    'iccld_hr': ('iccld_hr', ),
+    'iccld_hr': ('iccld_hr', 'iccld_hr_step1'),
+    'iccld_hr_step1': ('iccld_hr', 'iccld_hr_step1'),
     'iccld_hr_mic': ('iccld_hr_mic', ),
 }
+# the controls of ICCLD's claims: the config trained all its iterations in phase 1
+PHASE1_CONTROLS = ('iccld_step1', 'iccld_hr_step1')
 
 
 def parse_args(argv=None):
@@ -117,7 +121,7 @@ def train_options(method: str, iters: int, seed: int) -> list:
                f'train_cfg.val_interval={iters}', f'default_hooks.checkpoint.interval={interval}']
     if method in DIFFUSION_METHODS:
         options.append(f'custom_hooks.0.switch_iter={iters // 2}')
-    elif method == 'iccld_step1':
+    elif method in PHASE1_CONTROLS:
         options.append(f'custom_hooks.0.switch_iter={iters}')
     return options
 
