@@ -6,11 +6,10 @@ PRED_DIR holds label maps in train ids, as ``tools/test.py --out`` writes them
 (``<name>_leftImg8bit.png``); the ground truth of each is ``<name>_gtFine_labelTrainIds.png``
 anywhere under GT_DIR (Cityscapes' layout, e.g. ``data/synthetic/cityscapes/gtFine/val``).
 Pixels whose ground truth is 255 (ignored) are left out; any other value that is not a train
-id is an error. For every PRED_DIR and every
-class present in the ground truth the report gives its pixels, the pixels predicted as it,
-its recall and the classes its pixels went to most (a row of the confusion matrix, normalised),
-and writes ``PREFIX.json`` (with the full matrices) and ``PREFIX.md``. Class names are
-cityscapesscripts' train ids.
+id is an error. For every PRED_DIR and every class present in the ground truth the report
+gives its pixels, the pixels predicted as it, its recall and the classes its pixels went to
+most (a row of the confusion matrix, normalised), and writes ``PREFIX.json`` (with the full
+matrices) and ``PREFIX.md``. Class names are cityscapesscripts' train ids.
 """
 import argparse
 import glob
@@ -71,7 +70,7 @@ def accumulate(matrix: np.ndarray, gt: np.ndarray, pred: np.ndarray, pred_name: 
     """Add the pixels of one label map to ``matrix`` (row ground truth, column prediction),
     leaving out ground truth 255; any other value that is not a train id is an error naming
     ``gt_name`` (or ``pred_name`` for the prediction)."""
-    valid = gt < NUM_CLASSES
+    valid = (gt >= 0) & (gt < NUM_CLASSES)
     bad = ~valid & (gt != IGNORE_INDEX)
     if bad.any():
         raise ValueError(f'{gt_name or pred_name + " ground truth"} holds '
