@@ -78,7 +78,7 @@ def test_half_blanked_splits_the_pixels_and_repeats_its_masks():
     assert visible.sum() % 16 == 0 and 0 < visible.sum() < 8 * 48
 
 
-def test_markdown_rows_and_refusals(tmp_path):
+def test_markdown_rows_and_refusals(tmp_path, capsys):
     m = masked_probe.probe(SeeingModel(), _dataset(1), _collate, 1.0, 2, seed=0)
     result = masked_probe.summary(m, masked_probe.class_names())
     report = dict(command='c', mask_ratio=1.0, block_size=2, seed=0,
@@ -89,5 +89,7 @@ def test_markdown_rows_and_refusals(tmp_path):
     assert '| ck.pth (blanked) | 48 | 0.00 | 0.0 | 0.0 |' in md
     with pytest.raises(SystemExit):
         masked_probe.parse_args(['only_a_config.py', '--out', str(tmp_path / 'r')])
+    missing = str(tmp_path / 'missing.pth')
     with pytest.raises(SystemExit):
-        masked_probe.main(['c.py', str(tmp_path / 'missing.pth'), '--out', str(tmp_path / 'r')])
+        masked_probe.main(['configs/synthetic/mic_tiny.py', missing, '--out', str(tmp_path / 'r')])
+    assert f'checkpoint {missing} does not exist' in capsys.readouterr().err

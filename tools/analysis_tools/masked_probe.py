@@ -2,7 +2,7 @@
 pixels that stay visible and on those blanked out.
 
     python tools/analysis_tools/masked_probe.py CONFIG CHECKPOINT [CONFIG CHECKPOINT ...]
-        [--mask-ratio 0.7] [--block-size 16] [--seed 0] --out PREFIX
+        [--mask-ratio 0.7] [--block-size 16] [--seed 0] [--limit N] --out PREFIX
 
 MIC trains the student to predict the teacher's pseudo-label of a target image most of
 whose patches are blanked (``models/uda/masking.py``). This tool shows what that training
@@ -117,8 +117,6 @@ def main(argv=None):
     names = class_names()
     runs = {}
     for config, checkpoint in zip(args.pairs[::2], args.pairs[1::2]):
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
         dataset, model, collate = build(load_config(config), checkpoint, 'cpu')
         matrices = probe(model, dataset, collate, args.mask_ratio, args.block_size, args.seed,
                          args.limit)

@@ -48,6 +48,8 @@ def build(cfg, checkpoint: str, device: str):
     from mmengine.runner import load_checkpoint
 
     from mmseg.registry import DATASETS, MODELS
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     model = MODELS.build(cfg.model)
@@ -63,8 +65,6 @@ def student_of(model):
 @exit_on_user_error
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_config(args.config, args.cfg_options)
     dataset, model, collate = build(cfg, args.checkpoint, args.device)
     student = student_of(model)
