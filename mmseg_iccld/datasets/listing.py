@@ -1,7 +1,7 @@
 """Dataset listings checked when a dataset is built, so that a missing file stops a run before
 its first iteration and never in the middle of training.
 
-- :func:`checked_data_list`: ``GTA5Dataset`` and ``SynthiaDataset`` list their samples with
+- :func:`checked_data_list`: ``ConvertedSourceDataset`` (GTA5, Synthia) lists its samples with
   the folders and converted labels checked, leaving out what the converter skipped.
 - :func:`leave_out_skipped`, :func:`check_training_files`, :func:`make_labels_optional`: what
   ``UDADataset`` checks of its two datasets (source images and labels, target images; target
