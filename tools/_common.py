@@ -62,6 +62,27 @@ def load_config(path: str, cfg_options=None):
     return cfg
 
 
+def load_run_config(args):
+    """``tools/train.py``'s and ``tools/test.py``'s config: :func:`load_config` with the
+    launcher and work dir of the command line (mmseg's rule: ``--work-dir``, else the config's
+    ``work_dir``, else ``./work_dirs/<config name>``).
+
+    Args:
+        args: Parsed arguments with ``config``, ``cfg_options``, ``launcher``, ``work_dir``.
+
+    Returns:
+        mmengine.Config: The merged config.
+    """
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        name = os.path.splitext(os.path.basename(args.config))[0]
+        cfg.work_dir = os.path.join('./work_dirs', name)
+    return cfg
+
+
 def apply_amp(cfg, dtype=None) -> None:
     """Turn every optimizer wrapper of ``cfg`` into an ``AmpOptimWrapper``.
 

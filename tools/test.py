@@ -44,7 +44,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 from tools._common import (check_output_folder, check_state_dict,  # noqa: E402
-                           exit_on_user_error, explain_unknown_modules, load_config,
+                           exit_on_user_error, explain_unknown_modules, load_run_config,
                            read_checkpoint, set_cpu_distributed_backend, student_prefix,
                            sub_state_dict, write_result_text)
 from tools.split_check import check_test_split, count_images  # noqa: E402
@@ -305,13 +305,7 @@ def main(argv=None):
     if args.uncertainty_samples is not None and args.tta:
         raise ValueError("--uncertainty-samples does not work with --tta (the augmentations' "
                          'merge keeps no softmax)')
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint

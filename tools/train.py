@@ -28,7 +28,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 from tools._common import (apply_amp, exit_on_user_error,  # noqa: E402
-                           explain_unknown_modules, load_config, set_cpu_distributed_backend)
+                           explain_unknown_modules, load_run_config,
+                           set_cpu_distributed_backend)
 
 EPILOG = """\
 checkpoints:
@@ -108,13 +109,7 @@ def train(runner) -> None:
 @exit_on_user_error
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args)
 
     if args.amp:
         apply_amp(cfg, args.amp_dtype)
