@@ -120,6 +120,71 @@ def test_prediction_runs_one_context_chain_and_batched_detail_windows(monkeypatc
         assert not torch.allclose(model.inference(inputs, metas), logits)
 
 
+def test_detail_chain_trains_a_chain_of_its_own_on_the_crops_label_code(monkeypatch):
+    model = tiny_segmentor().train()
+    model.detail_chain = True
+    chains, head_inputs = [], []
+    sample = model.diffusion.sample
+    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z) or
+                        sample(z, *a))
+    loss = model.decode_head.loss
+    monkeypatch.setattr(model.decode_head, 'loss', lambda x, *a: head_inputs.append(x) or
+                        loss(x, *a))
+    data_samples = samples(2, 256)
+    output = model.uda_loss(torch.randn(2, 3, 256, 256), data_samples)
+    for key in ('loss_ldm', 'loss_chain', 'detail.loss_ldm', 'detail.loss_chain',
+                'decode.hr.loss_ce'):
+        assert key in output.losses, key
+    # two chains: the context's (shared with eq. 3) and the detail crop's, both 32x32 cells
+    assert [tuple(z.shape) for z in chains] == [(2, 32, 32, 32)] * 2
+    (head_input, ) = head_inputs
+    (box, ) = head_input['boxes']
+    y1, _, x1, _ = box
+    assert head_input['context'][2] is output.sample
+    detail_stages, detail_latent, detail_mask = head_input['detail']
+    assert chains[1] is detail_latent and detail_mask.shape == (2, 19, 32, 32)
+    assert not torch.allclose(detail_mask, crop_mask_estimate(output.sample, [box], 8,
+                                                              (32, 32)))
+    # the chain loss against the crop's labels at every 4th pixel (the detail latent's
+    # cells), coded +-1: the squared error's mean over classes and cells
+    labels = torch.stack([s.gt_sem_seg.data[0, y1:y1 + 128:4, x1:x1 + 128:4]
+                          for s in data_samples])
+    code = 2 * torch.nn.functional.one_hot(labels, 19).permute(0, 3, 1, 2).float() - 1
+    expected = ((detail_mask - code)**2).mean()
+    assert torch.allclose(output.losses['detail.loss_chain'], expected, rtol=1e-5)
+    # the detail chain's own loss trains eps_theta, and so does eq. 2 on the detail crop
+    unet = list(model.diffusion.unet.parameters())
+    for key in ('detail.loss_chain', 'detail.loss_ldm'):
+        grads = torch.autograd.grad(output.losses[key], unet, allow_unused=True,
+                                    retain_graph=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), key
+
+
+def test_detail_chain_runs_one_chain_per_detail_window_at_inference(monkeypatch):
+    model = tiny_segmentor().eval()
+    torch.nn.init.normal_(model.decode_head.head.mask_latent_proj.weight, std=0.1)
+    chains = []
+    sample = model.diffusion.sample
+    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z.shape) or
+                        sample(z, *a))
+    inputs = torch.randn(1, 3, 256, 512)
+    metas = [dict(img_shape=(256, 512), ori_shape=(256, 512), pad_shape=(256, 512))]
+    with torch.no_grad():
+        reads_crop = model.inference(inputs, metas)
+        model.detail_chain = True
+        chains.clear()
+        own_chain = model.inference(inputs, metas)
+    # the 3 outer windows' contexts, then their 27 detail windows in one batch
+    assert chains == [torch.Size((3, 32, 32, 32)), torch.Size((27, 32, 32, 32))]
+    assert not torch.allclose(own_chain, reads_crop)
+    # phase 1 (K = 0) runs no chain in either view
+    model.set_phase(1)
+    chains.clear()
+    with torch.no_grad():
+        model.inference(inputs, metas)
+    assert chains == []
+
+
 def test_phase2_starts_at_the_phase1_prediction():
     model = tiny_segmentor(phase=1).eval()
     inputs = torch.randn(1, 3, 256, 256)

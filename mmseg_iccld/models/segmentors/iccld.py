@@ -48,6 +48,22 @@ class ICCLDOutput:
     sample: Optional[Tensor] = None
 
 
+@dataclass
+class ViewDiffusion:
+    """Phase 2 on one view's latent (:meth:`ICCLD.view_diffusion`).
+
+    Attributes:
+        losses: ``loss_ldm`` (eq. 2) and ``loss_chain``, each when computed.
+        noise_pred: eps_hat of eq. 2 with its graph.
+        label_estimate: The x0-estimate of eq. 2's draw (the noised label's).
+        sample: x0-estimate of the sampler's chain with its graph, or None.
+    """
+    losses: dict = field(default_factory=dict)
+    noise_pred: Optional[Tensor] = None
+    label_estimate: Optional[Tensor] = None
+    sample: Optional[Tensor] = None
+
+
 @MODELS.register_module()
 class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
     """E (backbone + ``LatentProjector`` neck) + ``MaskDiffusion`` + ``InterCoderHead`` (D).
@@ -266,24 +282,18 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
         with torch.set_grad_enabled(condition_grad and torch.is_grad_enabled()):
             stages, image_latent = self.encode(inputs)
         output = ICCLDOutput()
-        label_estimate = None
+        view = None
         if self.in_phase2:
-            diffusion = self.diffusion
+            with_ldm = with_ldm is None or with_ldm
             if draw is None:
-                draw = diffusion.draw(image_latent)
-            diffusion.check_draw(draw, image_latent)
+                draw = self.diffusion.draw(image_latent)
+            self.diffusion.check_draw(draw, image_latent)
             output.draw = draw
-            mask_latent, weight, output.noise_pred, label_estimate = self._denoise_labels(
-                image_latent, data_samples, draw)
-            if with_ldm is None or with_ldm:
-                output.losses['loss_ldm'] = self.loss_ldm_weight * loss_ldm(
-                    output.noise_pred, draw.noise, weight)
-            if (self.decoder_input == 'sampled' and with_seg) or with_sample:
-                output.sample = diffusion.sample(image_latent, draw.chain_noise,
-                                                 self.chain_steps, CHAIN_GRADS[self.chain_grad])
-                if self.chain_loss_weight > 0:
-                    output.losses['loss_chain'] = self.chain_loss_weight * loss_chain(
-                        output.sample, mask_latent, weight)
+            view = self.view_diffusion(image_latent, data_samples, draw, with_ldm,
+                                       (self.decoder_input == 'sampled' and with_seg) or
+                                       with_sample)
+            output.losses.update(view.losses)
+            output.noise_pred, output.sample = view.noise_pred, view.sample
         elif with_ldm or (with_ldm is None and self.phase1_ldm_weight > 0):
             if self.phase1_ldm_weight <= 0:
                 raise ValueError('eq. 2 (with_ldm) in phase 1 needs phase1_ldm_weight > 0')
@@ -292,19 +302,68 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
         if not with_seg:
             return output
 
-        mask_estimate = None
-        if self.in_phase2:
-            mask_estimate = (output.sample if self.decoder_input == 'sampled' else
-                             label_estimate)
-            if self.detach_mask_estimate:
-                mask_estimate = mask_estimate.detach()
-        head_input = self.decoder_inputs(inputs, stages, image_latent, [mask_estimate],
-                                         training=True)[0]
+        mask_estimate = None if view is None else self.view_mask_estimate(view)
+        head_input, view_losses = self.training_decoder_input(
+            inputs, stages, image_latent, mask_estimate, data_samples, bool(with_ldm))
+        output.losses.update(view_losses)
         loss_decode = self.decode_head.loss(head_input, data_samples, self.train_cfg)
         output.losses.update(add_prefix(loss_decode, 'decode'))
         if self.with_auxiliary_head:
             output.losses.update(self._auxiliary_head_forward_train(stages, data_samples))
         return output
+
+    def view_diffusion(self, image_latent: Tensor, data_samples: SampleList,
+                       draw: DiffusionDraw, with_ldm: bool = True,
+                       with_chain: bool = True) -> ViewDiffusion:
+        """Phase 2 on one view's latent: eq. 2 on its label code and the sampler's chain.
+
+        Args:
+            image_latent: z0 of the view, (N, C_z, h, w).
+            data_samples: Samples with the view's ``gt_sem_seg`` and optionally ``seg_weight``.
+            draw: eps, t and m_T of the view.
+            with_ldm: Compute eq. 2's loss.
+            with_chain: Run the sampler's chain (and its loss, ``chain_loss_weight`` > 0).
+
+        Returns:
+            :class:`ViewDiffusion`.
+        """
+        mask_latent, weight, noise_pred, label_estimate = self._denoise_labels(
+            image_latent, data_samples, draw)
+        view = ViewDiffusion(noise_pred=noise_pred, label_estimate=label_estimate)
+        if with_ldm:
+            view.losses['loss_ldm'] = self.loss_ldm_weight * loss_ldm(noise_pred, draw.noise,
+                                                                      weight)
+        if with_chain:
+            view.sample = self.diffusion.sample(image_latent, draw.chain_noise,
+                                                self.chain_steps, CHAIN_GRADS[self.chain_grad])
+            if self.chain_loss_weight > 0:
+                view.losses['loss_chain'] = self.chain_loss_weight * loss_chain(
+                    view.sample, mask_latent, weight)
+        return view
+
+    def view_mask_estimate(self, view: ViewDiffusion) -> Tensor:
+        """The m_hat0 that D reads in training (``decoder_input``, ``detach_mask_estimate``)."""
+        estimate = view.sample if self.decoder_input == 'sampled' else view.label_estimate
+        return estimate.detach() if self.detach_mask_estimate else estimate
+
+    def training_decoder_input(self, inputs: Tensor, stages: List[Tensor],
+                               image_latent: Tensor, mask_estimate: Optional[Tensor],
+                               data_samples: SampleList, with_ldm: bool) -> Tuple[object, dict]:
+        """D's input in a training pass, and the losses of views a subclass adds.
+
+        Args:
+            inputs: The images that were encoded.
+            stages: Encoder stages of ``inputs``.
+            image_latent: z0.
+            mask_estimate: m_hat0 (None: m_hat0 = 0).
+            data_samples: The pass's samples (a view with a chain of its own trains it).
+            with_ldm: Whether the pass computes eq. 2.
+
+        Returns:
+            The ``decode_head`` input and a loss dict (empty here).
+        """
+        return self.decoder_inputs(inputs, stages, image_latent, [mask_estimate],
+                                   training=True)[0], {}
 
     def _denoise_labels(self, image_latent: Tensor, data_samples: SampleList,
                         draw: DiffusionDraw) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
