@@ -1,12 +1,14 @@
 """The results tools: the per-method summary of tools/analysis_tools/uda_results.py and the README table of
 tools/analysis_tools/results_table.py, which must match the result files the repository holds."""
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tools.analysis_tools import results_table, uda_results
+from tools.analysis_tools import results_table, run_environment, uda_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,13 +103,23 @@ def test_readme_results_match_the_result_files():
 
 def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
+    environment = uda_results.current_environment()
     report = dict(date='2026-01-01 00:00 UTC', iters=300, cfg_options=[],
                   configs={'daformer': uda_results.METHODS['daformer']},
+                  environment=environment,
                   runs={'daformer': {'1': dict(mIoU=70.5, per_class={})}})
-    (tmp_path / 'old.json').write_text(__import__('json').dumps(report))
+    (tmp_path / 'old.json').write_text(json.dumps(report))
     args = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json'])
     run = uda_results.reusable_run('daformer', 1, args)
     assert run['mIoU'] == 70.5 and run['reused_from'] == 'old.json (2026-01-01 00:00 UTC)'
+    # made with another diffusers, on another benchmark, or without a record: not reused
+    packages = dict(environment['packages'], diffusers='0.0.1')
+    for other_environment in (dict(environment, packages=packages),
+                              dict(environment, data='0' * 64), None):
+        (tmp_path / 'old.json').write_text(json.dumps(dict(report,
+                                                           environment=other_environment)))
+        assert uda_results.reusable_run('daformer', 1, args) is None
+    (tmp_path / 'old.json').write_text(json.dumps(report))
     assert uda_results.reusable_run('daformer', 2, args) is None  # not in the report
     assert uda_results.reusable_run('iccld', 1, args) is None
     other = uda_results.parse_args(['--iters', '400', '--reuse-report', 'old.json'])
@@ -149,3 +161,37 @@ def test_a_trained_run_whose_test_failed_is_tested_again_not_retrained(tmp_path,
     commands.clear()
     uda_results.train_and_test('daformer', 3, args)
     assert commands == ['tools/train.py', 'tools/test.py']
+
+
+def test_benchmark_fingerprint_is_the_sha256_of_paths_and_contents(tmp_path):
+    (tmp_path / 'b').mkdir()
+    (tmp_path / 'b' / 'y.png').write_bytes(b'\x89PNG')
+    (tmp_path / 'a.json').write_bytes(b'{}')
+    expected = hashlib.sha256(
+        b'a.json\0' + hashlib.sha256(b'{}').digest() +
+        b'b/y.png\0' + hashlib.sha256(b'\x89PNG').digest()).hexdigest()
+    assert run_environment.tree_fingerprint(str(tmp_path)) == expected
+    (tmp_path / 'b' / 'y.png').write_bytes(b'\x89PNh')  # one byte differs
+    assert run_environment.tree_fingerprint(str(tmp_path)) != expected
+    assert run_environment.tree_fingerprint(str(tmp_path / 'absent')) is None
+    # left-out endings do not count
+    changed = run_environment.tree_fingerprint(str(tmp_path))
+    (tmp_path / 'a.json').write_bytes(b'{"path": "elsewhere"}')
+    assert run_environment.tree_fingerprint(str(tmp_path), skip_suffixes=('.json', )) == \
+        hashlib.sha256(b'b/y.png\0' + hashlib.sha256(b'\x89PNh').digest()).hexdigest()
+    assert run_environment.tree_fingerprint(str(tmp_path)) != changed
+
+
+def test_reports_name_the_packages_cpu_and_benchmark_they_were_made_with():
+    environment = run_environment.run_environment('absent-folder')
+    assert environment['packages']['torch'] == torch_version()
+    assert environment['data'] is None
+    line = run_environment.environment_line(dict(environment, data='ab' * 32))
+    assert f"torch {torch_version()}" in line and 'sha256 abababababababab.' in line
+    assert run_environment.environment_line(None) == ''
+
+
+def torch_version() -> str:
+    """torch's own version string (the wheel's local part, ``+cpu``, included)."""
+    import torch
+    return torch.__version__

@@ -2,6 +2,8 @@
 runs that ``tools/analysis_tools/uda_results.py`` writes (summary, markdown tables)."""
 import statistics
 
+from tools.analysis_tools.run_environment import environment_line
+
 # method name -> config on the generated benchmark
 METHODS = {
     'source_only': 'configs/synthetic/source_only_tiny.py',
@@ -64,6 +66,10 @@ def to_markdown(report: dict) -> str:
         + (f" Variant `{report['tag']}`: `--cfg-options {' '.join(report['cfg_options'])}`."
            if report.get('tag') else ''),
         '',
+    ]
+    if report.get('environment'):
+        lines += [environment_line(report['environment']), '']
+    lines += [
         '| method | config | mIoU mean | std | min | max | ' +
         ' | '.join(f'seed {s}' for s in seeds) + ' |',
         '|---|---|---|---|---|---|' + '---|' * len(seeds),

@@ -31,7 +31,9 @@ learning rates).
 
 Runs whose metrics already exist are reused, so an interrupted table can be completed by
 running the same command again (``--fresh`` retrains everything); ``--reuse-report`` also
-takes runs from an earlier report made with the same config, iterations and options.
+takes runs from an earlier report made with the same config, iterations and options, and the
+same packages and generated benchmark (``environment`` in the report, ``run_environment.py``:
+runs are deterministic for one install, not across installs).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
 ``OUT.md`` (mean and spread per method, every seed, and the per-class means).
@@ -49,6 +51,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from tools._common import exit_on_user_error, write_report  # noqa: E402
+from tools.analysis_tools.run_environment import run_environment, same_environment  # noqa: E402,E501
 from tools.analysis_tools.uda_report import (  # noqa: E402
     DIFFUSION_METHODS, METHODS, per_class_iou, summarise, to_markdown)
 
@@ -178,9 +181,15 @@ def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
         return float(json.load(f)['metrics']['mIoU'])
 
 
+def current_environment() -> dict:
+    """The packages, CPU and generated benchmark of runs made here (``run_environment``)."""
+    return run_environment(osp.join(ROOT, 'data', 'synthetic'))
+
+
 def reusable_run(method: str, seed: int, args):
     """The run of ``--reuse-report`` for (method, seed), when nothing under --work-root
-    holds it and the report was made with the same config, iterations and options."""
+    holds it and the report was made with the same config, iterations and options, packages
+    and benchmark."""
     if not args.reuse_report or (
             osp.isfile(osp.join(ROOT, run_dir(method, seed, args), 'test', 'metrics.json'))
             and not args.fresh):
@@ -189,7 +198,8 @@ def reusable_run(method: str, seed: int, args):
         report = json.load(f)
     same = (report.get('configs', {}).get(method) == METHODS[method]
             and report.get('iters') == args.iters
-            and list(report.get('cfg_options', [])) == list(args.cfg_options))
+            and list(report.get('cfg_options', [])) == list(args.cfg_options)
+            and same_environment(report.get('environment'), current_environment()))
     run = report.get('runs', {}).get(method, {}).get(str(seed))
     if not same or run is None:
         return None
@@ -293,7 +303,7 @@ def main(argv=None):
         tag=args.tag, iters=args.iters,
         seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
         configs={m: METHODS[m] for m in args.plan}, cfg_options=args.cfg_options,
-        summary=summarise(runs), runs=runs)
+        environment=current_environment(), summary=summarise(runs), runs=runs)
     write_report(osp.join(ROOT, args.out), report, to_markdown(report), shown=args.out)
 
 
