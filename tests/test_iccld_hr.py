@@ -46,6 +46,25 @@ def samples(n: int, size: int) -> list:
     return out
 
 
+def record_chains(monkeypatch, model) -> list:
+    """Patch the sampler to record the image latent of every chain it runs."""
+    chains = []
+    sample = model.diffusion.sample
+    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z) or
+                        sample(z, *a))
+    return chains
+
+
+def shapes(tensors: list) -> list:
+    return [tuple(t.shape) for t in tensors]
+
+
+def wide_image():
+    """One 256x512 image and its metas: three outer windows of 256 at stride 128."""
+    metas = [dict(img_shape=(256, 512), ori_shape=(256, 512), pad_shape=(256, 512))]
+    return torch.randn(1, 3, 256, 512), metas
+
+
 def test_crop_mask_estimate_takes_each_windows_cells_window_major():
     # context cells of 8 pixels; two images, the second the negative of the first
     row = torch.tensor([0., 4., 8., 12.])
@@ -69,10 +88,7 @@ def test_phase2_pass_diffuses_the_context_and_the_detail_reads_its_crop(monkeypa
     model = tiny_segmentor().train()
     assert model.mask_latent_stride == 8
     torch.nn.init.normal_(model.decode_head.head.mask_latent_proj.weight, std=0.1)
-    chains, head_inputs = [], []
-    sample = model.diffusion.sample
-    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z.shape) or
-                        sample(z, *a))
+    chains, head_inputs = record_chains(monkeypatch, model), []
     loss = model.decode_head.loss
     monkeypatch.setattr(model.decode_head, 'loss', lambda x, *a: head_inputs.append(x) or
                         loss(x, *a))
@@ -81,7 +97,7 @@ def test_phase2_pass_diffuses_the_context_and_the_detail_reads_its_crop(monkeypa
     for key in ('decode.loss_ce', 'decode.hr.loss_ce', 'loss_ldm', 'loss_chain'):
         assert key in losses, key
     # one chain, on the context latent: 256 / 2 / 4 = 32 cells a side
-    assert chains == [torch.Size((2, 32, 32, 32))]
+    assert shapes(chains) == [(2, 32, 32, 32)]
     assert output.sample.shape == output.noise_pred.shape == (2, 19, 32, 32)
     (head_input, ) = head_inputs
     (box, ) = head_input['boxes']
@@ -100,20 +116,16 @@ def test_phase2_pass_diffuses_the_context_and_the_detail_reads_its_crop(monkeypa
 def test_prediction_runs_one_context_chain_and_batched_detail_windows(monkeypatch):
     model = tiny_segmentor().eval()
     torch.nn.init.normal_(model.decode_head.head.mask_latent_proj.weight, std=0.1)
-    calls, chains = [], []
+    calls, chains = [], record_chains(monkeypatch, model)
     model.backbone.register_forward_hook(lambda m, a, o: calls.append(tuple(a[0].shape)))
-    sample = model.diffusion.sample
-    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z.shape) or
-                        sample(z, *a))
-    inputs = torch.randn(1, 3, 256, 512)
-    metas = [dict(img_shape=(256, 512), ori_shape=(256, 512), pad_shape=(256, 512))]
+    inputs, metas = wide_image()
     with torch.no_grad():
         logits = model.inference(inputs, metas)
     assert logits.shape == (1, 19, 256, 512)
     # outer windows 256x256 at stride 128 (3, batched); each: its context (128x128) and
     # 3 x 3 detail windows of 128 at stride 64, all windows in one batch
     assert calls == [(3, 3, 128, 128), (27, 3, 128, 128)]
-    assert chains == [torch.Size((3, 32, 32, 32))]
+    assert shapes(chains) == [(3, 32, 32, 32)]
     # the mask estimate is D's input: K = 0 (m_hat0 = 0) predicts differently
     model.test_cfg['num_inference_steps'] = 0
     with torch.no_grad():
@@ -123,10 +135,7 @@ def test_prediction_runs_one_context_chain_and_batched_detail_windows(monkeypatc
 def test_detail_chain_trains_a_chain_of_its_own_on_the_crops_label_code(monkeypatch):
     model = tiny_segmentor().train()
     model.detail_chain = True
-    chains, head_inputs = [], []
-    sample = model.diffusion.sample
-    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z) or
-                        sample(z, *a))
+    chains, head_inputs = record_chains(monkeypatch, model), []
     loss = model.decode_head.loss
     monkeypatch.setattr(model.decode_head, 'loss', lambda x, *a: head_inputs.append(x) or
                         loss(x, *a))
@@ -136,7 +145,7 @@ def test_detail_chain_trains_a_chain_of_its_own_on_the_crops_label_code(monkeypa
                 'decode.hr.loss_ce'):
         assert key in output.losses, key
     # two chains: the context's (shared with eq. 3) and the detail crop's, both 32x32 cells
-    assert [tuple(z.shape) for z in chains] == [(2, 32, 32, 32)] * 2
+    assert shapes(chains) == [(2, 32, 32, 32)] * 2
     (head_input, ) = head_inputs
     (box, ) = head_input['boxes']
     y1, _, x1, _ = box
@@ -163,19 +172,15 @@ def test_detail_chain_trains_a_chain_of_its_own_on_the_crops_label_code(monkeypa
 def test_detail_chain_runs_one_chain_per_detail_window_at_inference(monkeypatch):
     model = tiny_segmentor().eval()
     torch.nn.init.normal_(model.decode_head.head.mask_latent_proj.weight, std=0.1)
-    chains = []
-    sample = model.diffusion.sample
-    monkeypatch.setattr(model.diffusion, 'sample', lambda z, *a: chains.append(z.shape) or
-                        sample(z, *a))
-    inputs = torch.randn(1, 3, 256, 512)
-    metas = [dict(img_shape=(256, 512), ori_shape=(256, 512), pad_shape=(256, 512))]
+    chains = record_chains(monkeypatch, model)
+    inputs, metas = wide_image()
     with torch.no_grad():
         reads_crop = model.inference(inputs, metas)
         model.detail_chain = True
         chains.clear()
         own_chain = model.inference(inputs, metas)
     # the 3 outer windows' contexts, then their 27 detail windows in one batch
-    assert chains == [torch.Size((3, 32, 32, 32)), torch.Size((27, 32, 32, 32))]
+    assert shapes(chains) == [(3, 32, 32, 32), (27, 32, 32, 32)]
     assert not torch.allclose(own_chain, reads_crop)
     # phase 1 (K = 0) runs no chain in either view
     model.set_phase(1)
