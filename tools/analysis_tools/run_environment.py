@@ -1,9 +1,9 @@
 """What a results table was made with: the packages whose versions change the numbers, the
 CPU, and a fingerprint of the generated benchmark.
 
-Training on the CPU is deterministic for one machine and one install, not across them: a
-newer diffusers, numpy or OpenCV, or another CPU's kernels, change the draws, the data or the
-rounding, and a seed's run ends elsewhere. Runs are paired by seed, and reused from an earlier
+Training on the CPU is deterministic for one machine and one install, not across installs
+(docs/method.md 8.3): another version of an unpinned package, or another CPU's kernels, can
+change the draws, the data or the rounding, and a seed's run ends elsewhere. Runs are paired by seed, and reused from an earlier
 report, only where the packages and the benchmark match.
 """
 import hashlib
