@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tools.analysis_tools import results_table, run_environment, uda_results
 
@@ -112,9 +113,12 @@ def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, mon
     args = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json'])
     run = uda_results.reusable_run('daformer', 1, args)
     assert run['mIoU'] == 70.5 and run['reused_from'] == 'old.json (2026-01-01 00:00 UTC)'
-    # made with another diffusers, on another benchmark, or without a record: not reused
+    # made with another diffusers, other kernels, on another benchmark, or without a record:
+    # not reused
     packages = dict(environment['packages'], diffusers='0.0.1')
+    other_kernels = 'AVX512' if environment['kernels'] != 'AVX512' else 'AVX2'
     for other_environment in (dict(environment, packages=packages),
+                              dict(environment, kernels=other_kernels),
                               dict(environment, data='0' * 64), None):
         (tmp_path / 'old.json').write_text(json.dumps(dict(report,
                                                            environment=other_environment)))
@@ -186,12 +190,13 @@ def test_reports_name_the_packages_cpu_and_benchmark_they_were_made_with():
     environment = run_environment.run_environment('absent-folder')
     assert environment['packages']['torch'] == torch_version()
     assert environment['data'] is None
-    line = run_environment.environment_line(dict(environment, data='ab' * 32))
+    assert environment['kernels'] == torch.backends.cpu.get_cpu_capability()
+    line = run_environment.environment_line(dict(environment, kernels='AVX2', data='ab' * 32))
     assert f"torch {torch_version()}" in line and 'sha256 abababababababab.' in line
+    assert ' (AVX2 kernels) with ' in line
     assert run_environment.environment_line(None) == ''
 
 
 def torch_version() -> str:
     """torch's own version string (the wheel's local part, ``+cpu``, included)."""
-    import torch
     return torch.__version__

@@ -1,10 +1,11 @@
 """What a results table was made with: the packages whose versions change the numbers, the
-CPU, and a fingerprint of the generated benchmark.
+CPU and the instruction set of torch's kernels, and a fingerprint of the generated benchmark.
 
 Training on the CPU is deterministic for one machine and one install, not across installs
 (docs/method.md 8.3): another version of an unpinned package, or another CPU's kernels, can
-change the draws, the data or the rounding, and a seed's run ends elsewhere. Runs are paired by seed, and reused from an earlier
-report, only where the packages and the benchmark match.
+change the draws, the data or the rounding, and a seed's run ends elsewhere. Runs are paired
+by seed, and reused from an earlier report, only where the packages, the kernels and the
+benchmark match.
 """
 import hashlib
 import os
@@ -42,6 +43,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def kernel_isa() -> str:
+    """The instruction set torch's CPU kernels dispatch to on this machine (``'AVX2'``,
+    ``'AVX512'``, ``'DEFAULT'``...): kernels of different sets round differently."""
+    import torch
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def tree_fingerprint(root: str, skip_suffixes: Sequence[str] = ()) -> Optional[str]:
     """SHA-256 of a folder's files: for each file in the order of its relative POSIX path,
     the path, a NUL byte and the SHA-256 digest of its content; None when ``root`` is not a
@@ -66,18 +74,18 @@ def tree_fingerprint(root: str, skip_suffixes: Sequence[str] = ()) -> Optional[s
 
 
 def run_environment(data_root: str) -> dict:
-    """``packages``, ``cpu`` (model and cores) and ``data`` (:func:`tree_fingerprint` of
-    ``data_root``'s images and labels; its ``.json`` class statistics are derived from the
-    labels and hold the folder's path)."""
+    """``packages``, ``cpu`` (model and cores), ``kernels`` (:func:`kernel_isa`) and ``data``
+    (:func:`tree_fingerprint` of ``data_root``'s images and labels; its ``.json`` class
+    statistics are derived from the labels and hold the folder's path)."""
     return dict(packages=package_versions(), cpu=f'{cpu_model()}, {os.cpu_count()} cores',
-                data=tree_fingerprint(data_root, skip_suffixes=('.json', )))
+                kernels=kernel_isa(), data=tree_fingerprint(data_root, skip_suffixes=('.json', )))
 
 
 def same_environment(recorded: Optional[dict], current: dict) -> bool:
-    """Whether a report's ``environment`` has the current packages and benchmark (the CPU is
-    recorded, not compared); a report without one is not comparable."""
+    """Whether a report's ``environment`` has the current packages, kernels and benchmark (the
+    CPU's name is recorded, not compared); a report without one is not comparable."""
     return bool(recorded) and all(recorded.get(key) == current[key]
-                                  for key in ('packages', 'data'))
+                                  for key in ('packages', 'kernels', 'data'))
 
 
 def environment_line(environment: Optional[dict]) -> str:
@@ -87,5 +95,6 @@ def environment_line(environment: Optional[dict]) -> str:
     packages = ', '.join(f'{name} {version}' for name, version in
                          environment['packages'].items() if version is not None)
     data = environment['data'][:16] if environment.get('data') else 'absent'
-    return (f"Made on {environment['cpu']} with {packages}; generated benchmark "
+    kernels = f" ({environment['kernels']} kernels)" if environment.get('kernels') else ''
+    return (f"Made on {environment['cpu']}{kernels} with {packages}; generated benchmark "
             f"sha256 {data}.")

@@ -32,8 +32,8 @@ learning rates).
 Runs whose metrics already exist are reused, so an interrupted table can be completed by
 running the same command again (``--fresh`` retrains everything); ``--reuse-report`` also
 takes runs from an earlier report made with the same config, iterations and options, and the
-same packages and generated benchmark (``environment`` in the report, ``run_environment.py``:
-runs are deterministic for one install, not across installs).
+same packages, kernels and generated benchmark (``environment`` in the report,
+``run_environment.py``: runs are deterministic for one install and CPU, not across them).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
 ``OUT.md`` (mean and spread per method, every seed, and the per-class means).
@@ -182,14 +182,15 @@ def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
 
 
 def current_environment() -> dict:
-    """The packages, CPU and generated benchmark of runs made here (``run_environment``)."""
+    """The packages, CPU, kernels and generated benchmark of runs made here
+    (``run_environment``)."""
     return run_environment(osp.join(ROOT, 'data', 'synthetic'))
 
 
 def reusable_run(method: str, seed: int, args):
     """The run of ``--reuse-report`` for (method, seed), when nothing under --work-root
-    holds it and the report was made with the same config, iterations and options, packages
-    and benchmark."""
+    holds it and the report was made with the same config, iterations and options, packages,
+    kernels and benchmark."""
     if not args.reuse_report or (
             osp.isfile(osp.join(ROOT, run_dir(method, seed, args), 'test', 'metrics.json'))
             and not args.fresh):
