@@ -207,6 +207,33 @@ def test_adversarial_input_is_the_scaled_chain_estimate_without_margins():
         build_uda(generator_loss='wgan')
 
 
+def test_latent_adversarial_input_is_z0_and_its_term_trains_e_not_eps_theta():
+    uda = build_uda(adv_input='latent', adv_margins=(0, 8, 0, 0),
+                    discriminator=dict(type='DomainDiscriminator', in_channels=16,
+                                       channels=(8, 16), pool=False))
+    uda.set_phase(2, lambda_adv=0.5)
+    batch = uda.data_preprocessor(uda_batch(seed=3), training=True)
+    inputs, samples = batch['inputs'], batch['data_samples']
+    output = uda.student.uda_loss(inputs, samples, with_seg=False, with_ldm=True)
+    # the pass's z0 with its graph: the neck's output on the same images (batch statistics)
+    with torch.no_grad():
+        torch.testing.assert_close(output.image_latent, uda.student.encode(inputs)[1])
+    value = uda.adversarial_input(output)
+    # z0 of a 64x64 image at latent stride 4: 16x16, the bottom ceil(8 / 4) = 2 rows cut
+    torch.testing.assert_close(value, output.image_latent[:, :, :14])
+    adv_inputs = []
+    uda.add_generator_loss(output, adv_inputs)
+    assert adv_inputs[0].shape == (len(inputs), 16, 14, 16)
+    assert not adv_inputs[0].requires_grad
+    output.losses['loss_adv_gen'].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in uda.student.neck.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for p in uda.student.backbone.parameters())
+    assert all(p.grad is None for p in uda.student.diffusion.parameters())
+    assert all(p.grad is None for p in uda.discriminator.parameters())
+
+
 @pytest.mark.parametrize('generator_loss', ['kl', 'uniform_ce'])
 def test_generator_term_in_a_step(generator_loss, monkeypatch):
     uda = build_uda(generator_loss=generator_loss)

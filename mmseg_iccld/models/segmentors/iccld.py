@@ -41,11 +41,13 @@ class ICCLDOutput:
         draw: The draw the pass used (to share with the other domains), or None in phase 1.
         noise_pred: eps_hat of eq. 2 with its graph, or None.
         sample: x0-estimate of the sampler's chain with its graph, or None.
+        image_latent: z0 of the pass with its graph (phase 2), or None.
     """
     losses: dict = field(default_factory=dict)
     draw: Optional[DiffusionDraw] = None
     noise_pred: Optional[Tensor] = None
     sample: Optional[Tensor] = None
+    image_latent: Optional[Tensor] = None
 
 
 @dataclass
@@ -277,7 +279,7 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
         Returns:
             :class:`ICCLDOutput`: losses 'decode.loss_ce', 'decode.acc_seg' (with_seg),
             'loss_ldm' (with_ldm), 'loss_chain' (``chain_loss_weight`` > 0 and a chain); in
-            phase 2 the draw, eps_hat and the chain's estimate.
+            phase 2 the draw, eps_hat, the chain's estimate and z0.
         """
         with torch.set_grad_enabled(condition_grad and torch.is_grad_enabled()):
             stages, image_latent = self.encode(inputs)
@@ -294,6 +296,7 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
                                        with_sample)
             output.losses.update(view.losses)
             output.noise_pred, output.sample = view.noise_pred, view.sample
+            output.image_latent = image_latent
         elif with_ldm or (with_ldm is None and self.phase1_ldm_weight > 0):
             if self.phase1_ldm_weight <= 0:
                 raise ValueError('eq. 2 (with_ldm) in phase 1 needs phase1_ldm_weight > 0')

@@ -15,7 +15,8 @@ mixed passes, adds the target pass as the first extra pass (MIC's masked pass, w
 ``mask_consistency``, follows it) and the discriminator's step after the student's step.
 
 What f_dis reads (``adv_input``): the sample-space output of eps_theta, the x0-estimate of
-the sampler's chain (default), or eq. 2's predicted noise (the paper's literal input). The
+the sampler's chain (default), eq. 2's predicted noise (the paper's literal input), or the
+image latent z0 that conditions eps_theta (the latent features eq. 3 is said to align). The
 generator term is computed through the discriminator with detached parameters, so the
 discriminator never receives a gradient from it; the discriminator's loss sees only detached
 inputs, so the student never receives one from that.
@@ -41,7 +42,7 @@ from .iteration import UDAIteration
 # Domain indices of the discriminator's output (paper: o^s, o^{s+t}, o^t).
 SOURCE, MIXED, TARGET = 0, 1, 2
 DOMAIN_NAMES = ('src', 'mix', 'tgt')
-ADV_INPUTS = ('sample', 'noise_pred')
+ADV_INPUTS = ('sample', 'noise_pred', 'latent')
 GENERATOR_LOSSES = dict(kl=loss_adv_generator, uniform_ce=loss_adv_generator_uniform_ce)
 
 
@@ -72,7 +73,8 @@ class ICCLDUDA(DACS):
             alignment through the source and mixed domains.
         adv_input: What f_dis reads: ``'sample'``, the x0-estimate of the sampler's chain
             divided by the mask scale (sample space, label-free, what D reads at test time),
-            or ``'noise_pred'``, eq. 2's eps_hat (eq. 3 read literally).
+            ``'noise_pred'``, eq. 2's eps_hat (eq. 3 read literally), or ``'latent'``, z0
+            (E's output, eps_theta's condition; f_dis's ``in_channels`` is then C_z).
         adv_margins: ``(top, bottom, left, right)`` image pixels cut from f_dis's input in
             every domain (rounded up to latent cells), so that a fixed cue of one domain
             (an ego-vehicle band) cannot be what it learns.
@@ -242,10 +244,12 @@ class ICCLDUDA(DACS):
 
         Returns:
             The chain's x0-estimate / mask scale (``adv_input='sample'``) or eps_hat,
-            (N, C_m, h', w').
+            (N, C_m, h', w'), or z0 (``'latent'``), (N, C_z, h', w').
         """
         if self.adv_input == 'sample':
             return self.cut_adv_margins(output.sample / self.student.diffusion.mask_scale)
+        if self.adv_input == 'latent':
+            return self.cut_adv_margins(output.image_latent)
         return self.cut_adv_margins(output.noise_pred)
 
     def cut_adv_margins(self, value: Tensor) -> Tensor:
