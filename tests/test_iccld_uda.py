@@ -234,6 +234,28 @@ def test_latent_adversarial_input_is_z0_and_its_term_trains_e_not_eps_theta():
     assert all(p.grad is None for p in uda.discriminator.parameters())
 
 
+@pytest.mark.parametrize('adv_input, chain_loss_weight, target_chain', [
+    ('sample', 0.0, True), ('latent', 1.0, True), ('noise_pred', 1.0, True),
+    ('latent', 0.0, False)])
+def test_the_target_runs_the_chain_for_eq3_or_the_chain_loss(adv_input, chain_loss_weight,
+                                                            target_chain):
+    channels = 16 if adv_input == 'latent' else NUM_CLASSES
+    model = tiny_iccld(NUM_CLASSES)
+    model['chain_loss_weight'] = chain_loss_weight
+    uda = build_uda(model=model, adv_input=adv_input,
+                    discriminator=dict(type='DomainDiscriminator', in_channels=channels,
+                                       channels=(8, 16), pool=False))
+    optim = build_optim(uda)
+    uda.train_step(uda_batch(), optim)
+    uda.set_phase(2, lambda_adv=0.1)
+    log = uda.train_step(uda_batch(seed=4), optim)
+    assert uda.runs_chain is target_chain
+    # the target's chain loss (pseudo-labels) exists exactly when its chain runs with a loss
+    assert ('tgt.loss_chain' in log) is (target_chain and chain_loss_weight > 0)
+    assert ('mix.loss_chain' in log) is (chain_loss_weight > 0)  # D reads the mixed chain
+    assert 'tgt.loss_adv_gen' in log and 'dis.loss' in log
+
+
 @pytest.mark.parametrize('generator_loss', ['kl', 'uniform_ce'])
 def test_generator_term_in_a_step(generator_loss, monkeypatch):
     uda = build_uda(generator_loss=generator_loss)

@@ -118,6 +118,13 @@ class ICCLDUDA(DACS):
         self.lambda_adv = 0.0
 
     @property
+    def runs_chain(self) -> bool:
+        """Whether every phase-2 pass runs the sampler's chain, also where D does not read
+        it (the target pass): when f_dis reads its estimate (``adv_input='sample'``) or the
+        chain has a loss of its own (the student's ``chain_loss_weight`` > 0)."""
+        return self.adv_input == 'sample' or self.student.chain_loss_weight > 0
+
+    @property
     def phase(self) -> int:
         """The current training phase, 1 or 2 (the student's ``phase`` buffer)."""
         return self.student.current_phase
@@ -159,7 +166,7 @@ class ICCLDUDA(DACS):
 
         def losses() -> dict:
             output = self.source_losses(it.data['inputs'], it.data['data_samples'],
-                                        mode='uda', with_sample=self.adv_input == 'sample')
+                                        mode='uda', with_sample=self.runs_chain)
             it.draw = output.draw
             return self.with_generator_loss(output, it)
 
@@ -172,7 +179,7 @@ class ICCLDUDA(DACS):
             return super().mixed_pass(it)
         self.student_pass(it, 'mix', lambda: self.with_generator_loss(
             self.mixed_losses(it.mixed_inputs, it.mixed_samples, mode='uda', draw=it.draw,
-                              with_sample=self.adv_input == 'sample'), it))
+                              with_sample=self.runs_chain), it))
 
     def extra_passes(self, it: ICCLDIteration) -> None:
         """Phase 2: the target pass (:meth:`target_pass`), then DACS's extra passes."""
@@ -221,7 +228,8 @@ class ICCLDUDA(DACS):
 
     def target_losses(self, inputs: Tensor, data_samples: SampleList, draw):
         """Eq. 2 on the target with its pseudo-labels and weights (no L_seg: DACS supervises
-        the target only through the mix), and the chain's estimate for eq. 3.
+        the target only through the mix), and the chain (:attr:`runs_chain`) for eq. 3 and
+        its own loss.
 
         Args:
             inputs: Target images ``(N, 3, H, W)``.
@@ -233,7 +241,7 @@ class ICCLDUDA(DACS):
             The student's ``ICCLDOutput`` with ``loss_ldm``.
         """
         return self.model(inputs, data_samples, mode='uda', draw=draw, with_seg=False,
-                          with_ldm=True, with_sample=self.adv_input == 'sample',
+                          with_ldm=True, with_sample=self.runs_chain,
                           condition_grad=self.target_condition_grad)
 
     def adversarial_input(self, output) -> Tensor:
