@@ -104,6 +104,8 @@ def test_phase2_pass_diffuses_the_context_and_the_detail_reads_its_crop(monkeypa
     assert (box[1] - box[0], box[3] - box[2]) == (128, 128) and box[0] % 8 == box[2] % 8 == 0
     stages, latent, context_mask = head_input['context']
     assert context_mask is output.sample and stages[0].shape[2:] == (32, 32)
+    # f_dis's input under adv_input='latent': the context view's z0, on the chain's grid
+    assert output.image_latent is latent and latent.shape == (2, 32, 32, 32)
     detail_stages, detail_latent, detail_mask = head_input['detail']
     assert detail_latent.shape == (2, 32, 32, 32)  # the 128x128 crop at latent stride 4
     assert torch.equal(detail_mask, crop_mask_estimate(output.sample, [box], 8, (32, 32)))
