@@ -164,6 +164,26 @@ def explain_unknown_modules(config: str):
             f"typo, or a module missing from custom_imports)") from error
 
 
+def load_checkpoint_file(path: str) -> object:
+    """Load a checkpoint file as it is stored (an mmengine checkpoint or a bare state dict).
+
+    Raises:
+        FileNotFoundError: When the file does not exist.
+        CheckpointMismatchError: When it cannot be read.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    import mmseg_iccld  # noqa: F401  (the torch >= 2.6 loader of mmengine checkpoints)
+    try:
+        return _load_checkpoint(path, map_location='cpu')
+    except Exception as error:  # torch raises several types for files that are no checkpoint
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise CheckpointMismatchError(f'checkpoint {path} cannot be read '
+                                      f'({type(error).__name__}: {reason})') from error
+
+
 def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
     """Load a checkpoint file and its state dict (``module.`` prefixes of DDP removed, earlier
     key names of ICCLD renamed).
@@ -178,17 +198,7 @@ def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
         FileNotFoundError: When the file does not exist.
         CheckpointMismatchError: When it is not a readable checkpoint.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    from mmengine.runner.checkpoint import _load_checkpoint
-
-    import mmseg_iccld  # noqa: F401  (the torch >= 2.6 loader of mmengine checkpoints)
-    try:
-        checkpoint = _load_checkpoint(path, map_location='cpu')
-    except Exception as error:  # torch raises several types for files that are no checkpoint
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ''
-        raise CheckpointMismatchError(f'checkpoint {path} cannot be read '
-                                      f'({type(error).__name__}: {reason})') from error
+    checkpoint = load_checkpoint_file(path)
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state:
         raise CheckpointMismatchError(f'checkpoint {path} holds no state dict')

@@ -28,7 +28,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 from mmengine.config import DictAction  # noqa: E402
 
 from tools._common import (CheckpointMismatchError, check_output_folder,  # noqa: E402
-                           exit_on_user_error, load_config)
+                           exit_on_user_error, load_checkpoint_file, load_config)
 
 PREFIX = 'discriminator.'
 
@@ -45,7 +45,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def untrained_discriminator_state(checkpoint: dict, path: str) -> None:
+def check_untrained_discriminator(checkpoint: dict, path: str) -> None:
     """Refuse a checkpoint whose discriminator may have been trained.
 
     Args:
@@ -87,16 +87,11 @@ def main(argv=None) -> None:
     cfg = load_config(args.config, args.cfg_options)
     if 'discriminator' not in cfg.model:
         raise ValueError(f'config {args.config} has no model.discriminator')
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     check_output_folder(osp.dirname(osp.abspath(args.out)), 'output checkpoint folder')
-    import torch
-
-    import mmseg_iccld  # noqa: F401  (the torch >= 2.6 loader of mmengine checkpoints)
-    checkpoint = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
+    checkpoint = load_checkpoint_file(args.checkpoint)
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         raise CheckpointMismatchError(f'checkpoint {args.checkpoint} holds no state dict')
-    untrained_discriminator_state(checkpoint, args.checkpoint)
+    check_untrained_discriminator(checkpoint, args.checkpoint)
     state = checkpoint['state_dict']
     fresh = fresh_discriminator(cfg, args.seed)
     old = sorted(k for k in state if k.startswith(PREFIX))
@@ -109,6 +104,7 @@ def main(argv=None) -> None:
             raise CheckpointMismatchError(f'checkpoint {args.checkpoint}: {key} is not in the '
                                           'config\'s discriminator')
         state[key] = fresh[key[len(PREFIX):]].clone()
+    import torch
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     torch.save(checkpoint, args.out)
     print(f'{args.out}: {args.checkpoint} with the discriminator of {args.config} '
