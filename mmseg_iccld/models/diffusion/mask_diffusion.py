@@ -275,29 +275,55 @@ class MaskDiffusion(BaseModule):
                 raise ValueError(f'draw.{name} has shape {tuple(value.shape)}, the mask '
                                  f'latent {shape}')
 
+    def probability_code(self, prob: Tensor) -> Tensor:
+        """The mask code of class probabilities, ``scale * (2 * p - 1)``: m0 for a one-hot p.
+
+        Args:
+            prob: Class probabilities, (N, num_classes, h, w).
+
+        Returns:
+            The code, (N, num_classes, h, w).
+        """
+        return self.mask_scale * (2 * prob - 1)
+
     def sample(self, image_latent: Tensor, noise: Tensor, num_steps: int,
-               grad_steps: Optional[int] = None) -> Tensor:
-        """DDIM (eta 0) from ``m_T = noise`` to the mask estimate m_hat0.
+               grad_steps: Optional[int] = None, start: Optional[Tensor] = None,
+               strength: float = 1.0) -> Tensor:
+        """DDIM (eta 0) from ``m_T = noise``, or from a noised ``start``, to m_hat0.
 
         Each step evaluates eps_theta; diffusers' DDIM step forms the x0-estimate, clamped to
         the code's range (``clip_sample_range`` is the mask scale), and moves to the next
-        timestep from it. The last x0-estimate is m_hat0.
+        timestep from it. The last x0-estimate is m_hat0. With a ``start`` code and
+        ``strength`` s < 1 the chain is SDEdit's (Meng et al., 2022): the schedule of
+        ``round(K / s)`` steps is cut to its last K, and the chain begins at the first of
+        them from ``start`` forward-noised with ``noise``, as diffusers' image-to-image
+        pipelines begin.
 
         Args:
             image_latent: z0, (N, C_z, h, w).
-            noise: m_T, (N, C_m, h, w).
+            noise: m_T, or the noise of ``start``'s forward draw, (N, C_m, h, w).
             num_steps: K >= 1.
             grad_steps: How many of the last steps keep their graph (when gradients are
                 enabled); None: all of them.
+            start: A mask code to start from (with ``strength`` < 1), (N, C_m, h, w).
+            strength: The fraction of the schedule the chain covers, in (0, 1].
 
         Returns:
             m_hat0, (N, C_m, h, w).
         """
+        if not 0 < strength <= 1 or (start is None) != (strength == 1):
+            raise ValueError(f'a chain from a start code needs 0 < strength < 1, one from '
+                             f'noise strength 1; got strength {strength} and '
+                             f'{"a" if start is not None else "no"} start code')
         scheduler = self.sample_scheduler
-        scheduler.set_timesteps(num_steps)
+        scheduler.set_timesteps(max(num_steps, round(num_steps / strength)))
+        timesteps = scheduler.timesteps[-num_steps:]
         first_grad = 0 if grad_steps is None else num_steps - grad_steps
         noisy_mask = noise
-        for i, t in enumerate(scheduler.timesteps.tolist()):
+        if start is not None:
+            first = timesteps[:1].expand(len(noise)).to(noise.device)
+            noisy_mask = scheduler.add_noise(start, noise, first)
+        for i, t in enumerate(timesteps.tolist()):
             timesteps = torch.full((len(noise), ), t, dtype=torch.long, device=noise.device)
             with torch.set_grad_enabled(torch.is_grad_enabled() and i >= first_grad):
                 output = self.predict_output(noisy_mask, image_latent, timesteps)

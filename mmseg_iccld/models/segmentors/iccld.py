@@ -23,13 +23,12 @@ from mmseg.utils import (ConfigType, ForwardResults, OptConfigType, OptMultiConf
 from torch import Tensor
 
 from ..diffusion import DiffusionDraw
-from ..losses.iccld_losses import loss_chain, loss_ldm
+from .iccld_chain import CHAIN_GRADS, ICCLDChain
 from .iccld_legacy import check_layout, rename_legacy_keys
 from .iccld_phases import ICCLDPhases
 from .iccld_predictor import ICCLDPredictor
 
 DECODER_INPUTS = ('sampled', 'noised_label')
-CHAIN_GRADS = dict(all=None, last=1, none=0)  # -> grad_steps of MaskDiffusion.sample
 
 
 @dataclass
@@ -50,24 +49,8 @@ class ICCLDOutput:
     image_latent: Optional[Tensor] = None
 
 
-@dataclass
-class ViewDiffusion:
-    """Phase 2 on one view's latent (:meth:`ICCLD.view_diffusion`).
-
-    Attributes:
-        losses: ``loss_ldm`` (eq. 2) and ``loss_chain``, each when computed.
-        noise_pred: eps_hat of eq. 2 with its graph.
-        label_estimate: The x0-estimate of eq. 2's draw (the noised label's).
-        sample: x0-estimate of the sampler's chain with its graph, or None.
-    """
-    losses: dict = field(default_factory=dict)
-    noise_pred: Optional[Tensor] = None
-    label_estimate: Optional[Tensor] = None
-    sample: Optional[Tensor] = None
-
-
 @MODELS.register_module()
-class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
+class ICCLD(ICCLDChain, ICCLDPhases, ICCLDPredictor, EncoderDecoder):
     """E (backbone + ``LatentProjector`` neck) + ``MaskDiffusion`` + ``InterCoderHead`` (D).
 
     Test settings (``test_cfg``): ``mode`` ('whole' or 'slide', with ``crop_size`` and
@@ -111,6 +94,12 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
         phase2_frozen: Names of submodules that stop training in phase 2 (parameters
             without gradient, modules in eval mode), e.g. ``('backbone', 'neck')`` for E.
             Empty (default): E and D keep training beside eps_theta.
+        refine_strength: None (default, the paper): the chain starts from m_T ~ N(0, I).
+            A strength s in (0, 1): the chain refines D's own prediction instead, SDEdit's
+            way: D's m_hat0 = 0 decode (phase 1's), coded as the mask
+            (:meth:`ICCLDChain.chain_start`), is forward-noised to the first of the last K
+            steps of a ``round(K / s)``-step schedule and denoised from there, in training
+            and at test time (docs/method.md 6.3).
         diffusion_stage: The earlier name of ``phase`` (configs dumped with it still build).
         **kwargs: Arguments of a segmentor base a subclass adds (``ICCLDHR``: HRDA's views).
     """
@@ -135,6 +124,7 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
                  chain_loss_weight: float = 0.0,
                  phase1_ldm_weight: float = 0.0,
                  phase2_frozen: Sequence[str] = (),
+                 refine_strength: Optional[float] = None,
                  diffusion_stage: Optional[int] = None,
                  **kwargs):
         super().__init__(
@@ -160,6 +150,10 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
                              f'{chain_grad!r}')
         if train_sampling_steps is not None and train_sampling_steps < 1:
             raise ValueError(f'train_sampling_steps must be >= 1, got {train_sampling_steps}')
+        if refine_strength is not None and not 0 < refine_strength < 1:
+            raise ValueError(f'refine_strength must be in (0, 1) or None, got '
+                             f'{refine_strength}')
+        self.refine_strength = refine_strength
         self.loss_ldm_weight = loss_ldm_weight
         self.detach_mask_estimate = detach_mask_estimate
         self.decoder_input = decoder_input
@@ -291,9 +285,10 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
                 draw = self.diffusion.draw(image_latent)
             self.diffusion.check_draw(draw, image_latent)
             output.draw = draw
+            with_chain = (self.decoder_input == 'sampled' and with_seg) or with_sample
+            start = self.chain_start(stages, image_latent) if with_chain else None
             view = self.view_diffusion(image_latent, data_samples, draw, with_ldm,
-                                       (self.decoder_input == 'sampled' and with_seg) or
-                                       with_sample)
+                                       with_chain, start)
             output.losses.update(view.losses)
             output.noise_pred, output.sample = view.noise_pred, view.sample
             output.image_latent = image_latent
@@ -315,40 +310,6 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
             output.losses.update(self._auxiliary_head_forward_train(stages, data_samples))
         return output
 
-    def view_diffusion(self, image_latent: Tensor, data_samples: SampleList,
-                       draw: DiffusionDraw, with_ldm: bool = True,
-                       with_chain: bool = True) -> ViewDiffusion:
-        """Phase 2 on one view's latent: eq. 2 on its label code and the sampler's chain.
-
-        Args:
-            image_latent: z0 of the view, (N, C_z, h, w).
-            data_samples: Samples with the view's ``gt_sem_seg`` and optionally ``seg_weight``.
-            draw: eps, t and m_T of the view.
-            with_ldm: Compute eq. 2's loss.
-            with_chain: Run the sampler's chain (and its loss, ``chain_loss_weight`` > 0).
-
-        Returns:
-            :class:`ViewDiffusion`.
-        """
-        mask_latent, weight, noise_pred, label_estimate = self._denoise_labels(
-            image_latent, data_samples, draw)
-        view = ViewDiffusion(noise_pred=noise_pred, label_estimate=label_estimate)
-        if with_ldm:
-            view.losses['loss_ldm'] = self.loss_ldm_weight * loss_ldm(noise_pred, draw.noise,
-                                                                      weight)
-        if with_chain:
-            view.sample = self.diffusion.sample(image_latent, draw.chain_noise,
-                                                self.chain_steps, CHAIN_GRADS[self.chain_grad])
-            if self.chain_loss_weight > 0:
-                view.losses['loss_chain'] = self.chain_loss_weight * loss_chain(
-                    view.sample, mask_latent, weight)
-        return view
-
-    def view_mask_estimate(self, view: ViewDiffusion) -> Tensor:
-        """The m_hat0 that D reads in training (``decoder_input``, ``detach_mask_estimate``)."""
-        estimate = view.sample if self.decoder_input == 'sampled' else view.label_estimate
-        return estimate.detach() if self.detach_mask_estimate else estimate
-
     def training_decoder_input(self, inputs: Tensor, stages: List[Tensor],
                                image_latent: Tensor, mask_estimate: Optional[Tensor],
                                data_samples: SampleList, with_ldm: bool) -> Tuple[object, dict]:
@@ -367,36 +328,3 @@ class ICCLD(ICCLDPhases, ICCLDPredictor, EncoderDecoder):
         """
         return self.decoder_inputs(inputs, stages, image_latent, [mask_estimate],
                                    training=True)[0], {}
-
-    def _denoise_labels(self, image_latent: Tensor, data_samples: SampleList,
-                        draw: DiffusionDraw) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """eps_theta on the forward-noised label code of ``data_samples`` (eq. 2's input).
-
-        Args:
-            image_latent: z0, (N, C_z, h, w).
-            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
-            draw: eps and t of the noising.
-
-        Returns:
-            The label code m0 and its pixel weight, eps_hat and the x0-estimate.
-        """
-        mask_latent, weight = self.diffusion.training_targets(data_samples,
-                                                              image_latent.shape[2:])
-        noisy_mask = self.diffusion.add_noise(mask_latent, draw.noise, draw.timesteps)
-        noise_pred, label_estimate = self.diffusion.denoise(noisy_mask, image_latent,
-                                                            draw.timesteps)
-        return mask_latent, weight, noise_pred, label_estimate
-
-    def _phase1_ldm(self, image_latent: Tensor, data_samples: SampleList) -> Tensor:
-        """Eq. 2 with a fresh draw, for ``phase1_ldm_weight`` (z0 given detached).
-
-        Args:
-            image_latent: z0 without graph, (N, C_z, h, w).
-            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
-
-        Returns:
-            The unweighted L_ldm.
-        """
-        draw = self.diffusion.draw(image_latent)
-        _, weight, noise_pred, _ = self._denoise_labels(image_latent, data_samples, draw)
-        return loss_ldm(noise_pred, draw.noise, weight)

@@ -89,7 +89,15 @@ class ICCLDHR(ICCLD, HRDAEncoderDecoder):
         if crop_coord_divisible % self.mask_latent_stride:
             raise ValueError(f'crop_coord_divisible {crop_coord_divisible} must be a multiple '
                              f'of the context latent cell, {self.mask_latent_stride} pixels')
+        if detail_chain and self.refine_strength is not None:
+            raise ValueError('detail_chain and refine_strength do not combine: a detail '
+                             'window has no decode of its own to refine')
         self.detail_chain = detail_chain
+
+    @property
+    def chain_start_head(self):
+        """D of one view: a refining chain starts from the context view's own decode."""
+        return self.decode_head.head
 
     @property
     def mask_latent_stride(self) -> int:
@@ -180,7 +188,7 @@ class ICCLDHR(ICCLD, HRDAEncoderDecoder):
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """Fused logits of the first noise draw on the detail grid, before resizing."""
         stages, image_latent = self.encode(inputs)
-        mask = self._test_mask_estimates(image_latent, num_samples=1)[0]
+        mask = self._test_mask_estimates(stages, image_latent, num_samples=1)[0]
         head_input = self.decoder_inputs(inputs, stages, image_latent, [mask])[0]
         return self.decode_head.forward(head_input)[0]
 

@@ -10,7 +10,8 @@ from torch import Tensor
 
 class ICCLDPredictor:
     """Test-time methods of :class:`ICCLD`, which provides ``encode``, ``decoder_inputs``,
-    ``diffusion``, ``decode_head``, ``test_cfg`` and ``in_phase2``; mmseg's
+    ``diffusion``, ``decode_head``, ``test_cfg``, ``in_phase2``, ``chain_start`` and
+    ``run_chain``; mmseg's
     ``EncoderDecoder`` provides ``inference``, ``slide_inference`` and the post-processing
     this extends.
     """
@@ -37,7 +38,7 @@ class ICCLDPredictor:
             Logits (S = 1) or log of the mean softmax over S draws (S > 1), (N, C, H, W).
         """
         stages, image_latent = self.encode(inputs)
-        estimates = self._test_mask_estimates(image_latent, self.num_samples)
+        estimates = self._test_mask_estimates(stages, image_latent, self.num_samples)
         head_inputs = self.decoder_inputs(inputs, stages, image_latent, estimates)
         if self.num_samples == 1:
             return self.decode_head.predict(head_inputs[0], batch_img_metas, self.test_cfg)
@@ -59,7 +60,7 @@ class ICCLDPredictor:
             Logits, (N, C, H / 4, W / 4).
         """
         stages, image_latent = self.encode(inputs)
-        mask_estimate = self._test_mask_estimates(image_latent, num_samples=1)[0]
+        mask_estimate = self._test_mask_estimates(stages, image_latent, num_samples=1)[0]
         return self.decode_head.forward(stages, image_latent, mask_estimate)
 
     def postprocess_result(self,
@@ -85,14 +86,17 @@ class ICCLDPredictor:
                 sample.set_data({'uncertainty': PixelData(data=entropy)})
         return data_samples
 
-    def _test_mask_estimates(self, image_latent: Tensor,
+    def _test_mask_estimates(self, stages: List[Tensor], image_latent: Tensor,
                              num_samples: int) -> List[Optional[Tensor]]:
         """The mask latents D reads at test time, one per draw; [None] (m_hat0 = 0) at K = 0.
 
         Every image gets the same draws of m_T from a generator seeded by ``test_cfg.seed``,
-        so a prediction depends neither on the batch nor on earlier calls.
+        so a prediction depends neither on the batch nor on earlier calls. A refining chain
+        (``refine_strength``) starts from D's m_hat0 = 0 decode of ``stages``, noised with
+        these draws.
 
         Args:
+            stages: Encoder stages of the view that carries the chain.
             image_latent: z0, (N, C_z, h, w).
             num_samples: S, the number of draws.
 
@@ -104,4 +108,5 @@ class ICCLDPredictor:
             return [None]
         noise = self.diffusion.seeded_noise(image_latent, num_samples,
                                             self.test_cfg.get('seed', 0))
-        return [self.diffusion.sample(image_latent, draw, num_steps) for draw in noise]
+        start = self.chain_start(stages, image_latent)
+        return [self.run_chain(image_latent, draw, num_steps, start) for draw in noise]
