@@ -17,10 +17,15 @@ def record_sampler(monkeypatch, diffusion) -> list:
     return calls
 
 
-def d_own_code(head, stages, image_latent):
-    """By hand: ``2 * softmax(D(stages, z0, 0)) - 1`` (mask scale 1)."""
+def d_own_code(head, stages, image_latent, eval_mode: bool = True):
+    """By hand: ``2 * softmax(D(stages, z0, 0)) - 1`` (mask scale 1), by default as D
+    decodes at test time (eval mode)."""
+    was_training = head.training
+    head.train(not eval_mode)
     with torch.no_grad():
-        return 2 * head(stages, image_latent, None).softmax(dim=1) - 1
+        code = 2 * head(stages, image_latent, None).softmax(dim=1) - 1
+    head.train(was_training)
+    return code
 
 
 def test_refining_chain_starts_from_the_noised_start_at_the_last_k_of_k_over_s_steps(
@@ -59,25 +64,31 @@ def test_start_code_and_strength_come_together():
         build_model(phase=2, model_args=dict(refine_strength=1.0))
 
 
-def test_training_chain_refines_d_own_decode_and_its_loss_trains_that_decode(monkeypatch):
-    for strength in (None, 0.5):
-        model = build_model(phase=2, model_args=dict(refine_strength=strength,
-                                                     chain_loss_weight=1.0)).train()
+def test_training_chain_refines_d_own_test_time_decode_unless_its_graph_is_kept(
+        monkeypatch):
+    for strength, with_grad in ((None, False), (0.5, False), (0.5, True)):
+        model = build_model(phase=2, model_args=dict(
+            refine_strength=strength, refine_start_grad=with_grad,
+            chain_loss_weight=1.0)).train()
         calls = record_sampler(monkeypatch, model.diffusion)
         inputs, data_samples = make_batch()
+        stages, z0 = model.encode(inputs)
+        expected = d_own_code(model.decode_head, stages, z0, eval_mode=not with_grad)
         output = model.uda_loss(inputs, data_samples)
         ((args, kwargs), ) = calls
         if strength is None:
             assert kwargs == {}
         else:
-            stages, z0 = model.encode(inputs)
             assert kwargs['strength'] == 0.5 and args[1] is output.draw.chain_noise
-            assert torch.allclose(kwargs['start'], d_own_code(model.decode_head, stages, z0),
-                                  atol=1e-5)
+            assert torch.allclose(kwargs['start'], expected, atol=1e-5)
+            # the test-time decode (running statistics) is not the training-mode one
+            other = d_own_code(model.decode_head, stages, z0, eval_mode=with_grad)
+            assert not torch.allclose(kwargs['start'], other, atol=1e-3)
+        assert model.decode_head.training
         model.zero_grad()
         output.losses['loss_chain'].backward()
-        # the chain's loss reaches D's classifier only through the start code
-        assert (grad_sum(model.decode_head.conv_seg) > 0) == (strength is not None)
+        # the chain's loss reaches D's classifier only through a start kept with its graph
+        assert (grad_sum(model.decode_head.conv_seg) > 0) == with_grad
 
 
 def test_prediction_refines_the_k0_decode_with_the_seeded_draw(monkeypatch):
@@ -106,12 +117,12 @@ def test_hr_refines_the_context_view_own_decode(monkeypatch):
     calls = record_sampler(monkeypatch, model.diffusion)
     inputs = torch.randn(2, 3, 256, 256)
     torch.manual_seed(0)
+    stages, z0 = model.encode(inputs)  # the context view, 32 x 32 latent cells
+    expected = d_own_code(model.decode_head.head, stages, z0)
     model.uda_loss(inputs, samples(2, 256))
     ((_, kwargs), ) = calls
-    stages, z0 = model.encode(inputs)  # the context view, 32 x 32 latent cells
     assert kwargs['start'].shape == (2, 19, 32, 32)
-    assert torch.allclose(kwargs['start'], d_own_code(model.decode_head.head, stages, z0),
-                          atol=1e-5)
+    assert torch.allclose(kwargs['start'], expected, atol=1e-5)
 
 
 def test_hr_refuses_a_refining_chain_with_detail_chains():

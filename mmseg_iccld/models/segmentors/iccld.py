@@ -100,6 +100,10 @@ class ICCLD(ICCLDChain, ICCLDPhases, ICCLDPredictor, EncoderDecoder):
             (:meth:`ICCLDChain.chain_start`), is forward-noised to the first of the last K
             steps of a ``round(K / s)``-step schedule and denoised from there, in training
             and at test time (docs/method.md 6.3).
+        refine_start_grad: In training, decode the refining chain's start in training mode
+            with its graph (the chain's and D's losses then train D through it, and the
+            extra decode moves D's BN statistics). False (default): D's test-time decode,
+            in eval mode and without graph.
         diffusion_stage: The earlier name of ``phase`` (configs dumped with it still build).
         **kwargs: Arguments of a segmentor base a subclass adds (``ICCLDHR``: HRDA's views).
     """
@@ -125,6 +129,7 @@ class ICCLD(ICCLDChain, ICCLDPhases, ICCLDPredictor, EncoderDecoder):
                  phase1_ldm_weight: float = 0.0,
                  phase2_frozen: Sequence[str] = (),
                  refine_strength: Optional[float] = None,
+                 refine_start_grad: bool = False,
                  diffusion_stage: Optional[int] = None,
                  **kwargs):
         super().__init__(
@@ -154,6 +159,7 @@ class ICCLD(ICCLDChain, ICCLDPhases, ICCLDPredictor, EncoderDecoder):
             raise ValueError(f'refine_strength must be in (0, 1) or None, got '
                              f'{refine_strength}')
         self.refine_strength = refine_strength
+        self.refine_start_grad = refine_start_grad
         self.loss_ldm_weight = loss_ldm_weight
         self.detach_mask_estimate = detach_mask_estimate
         self.decoder_input = decoder_input

@@ -4,6 +4,7 @@ its loss, and the start of a refining chain (the training half of the diffusion 
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
+import torch
 from mmseg.models.utils import resize
 from mmseg.utils import SampleList
 from torch import Tensor
@@ -33,7 +34,8 @@ class ViewDiffusion:
 class ICCLDChain:
     """Diffusion methods of :class:`ICCLD`, which provides ``diffusion``, ``decode_head``,
     ``chain_steps``, ``chain_grad``, ``chain_loss_weight``, ``loss_ldm_weight``,
-    ``decoder_input``, ``detach_mask_estimate`` and ``refine_strength``.
+    ``decoder_input``, ``detach_mask_estimate``, ``refine_strength`` and
+    ``refine_start_grad``.
     """
 
     def view_diffusion(self, image_latent: Tensor, data_samples: SampleList,
@@ -79,7 +81,10 @@ class ICCLDChain:
     def chain_start(self, stages: List[Tensor], image_latent: Tensor) -> Optional[Tensor]:
         """The code a refining chain starts from: D's own prediction with m_hat0 = 0 (phase
         1's decode; in ``ICCLDHR`` the context view's), its softmax coded as the mask, on the
-        latent grid. None without ``refine_strength`` (the chain starts from noise).
+        latent grid. None without ``refine_strength`` (the chain starts from noise). In
+        training the decode is D's test-time one, in eval mode and without graph, unless
+        ``refine_start_grad``: then it runs in training mode and the chain's and D's losses
+        reach D through it.
 
         Args:
             stages: Encoder stages of the view that carries the chain.
@@ -90,7 +95,17 @@ class ICCLDChain:
         """
         if self.refine_strength is None:
             return None
-        logits = self.chain_start_head(stages, image_latent, None)
+        head = self.chain_start_head
+        if self.training and not self.refine_start_grad:
+            # as D decodes at test time: eval mode (running statistics, no dropout), and
+            # no graph, so the extra decode neither trains D nor moves its BN statistics
+            was_training = head.training
+            head.eval()
+            with torch.no_grad():
+                logits = head(stages, image_latent, None)
+            head.train(was_training)
+        else:
+            logits = head(stages, image_latent, None)
         if logits.shape[2:] != image_latent.shape[2:]:
             logits = resize(logits, size=image_latent.shape[2:], mode='bilinear',
                             align_corners=self.align_corners)
