@@ -317,13 +317,13 @@ class MaskDiffusion(BaseModule):
                              f'{"a" if start is not None else "no"} start code')
         scheduler = self.sample_scheduler
         scheduler.set_timesteps(max(num_steps, round(num_steps / strength)))
-        timesteps = scheduler.timesteps[-num_steps:]
+        schedule = scheduler.timesteps[-num_steps:]
         first_grad = 0 if grad_steps is None else num_steps - grad_steps
         noisy_mask = noise
         if start is not None:
-            first = timesteps[:1].expand(len(noise)).to(noise.device)
+            first = schedule[:1].expand(len(noise)).to(noise.device)
             noisy_mask = scheduler.add_noise(start, noise, first)
-        for i, t in enumerate(timesteps.tolist()):
+        for i, t in enumerate(schedule.tolist()):
             timesteps = torch.full((len(noise), ), t, dtype=torch.long, device=noise.device)
             with torch.set_grad_enabled(torch.is_grad_enabled() and i >= first_grad):
                 output = self.predict_output(noisy_mask, image_latent, timesteps)
