@@ -153,7 +153,7 @@ class MaskDiffusion(BaseModule):
         label = label.long()
         valid = label != self.ignore_index
         onehot = F.one_hot(torch.where(valid, label, 0), self.num_classes)
-        code = self.mask_scale * (2 * onehot.permute(0, 3, 1, 2).float() - 1)
+        code = self.probability_code(onehot.permute(0, 3, 1, 2).float())
         return code * valid.unsqueeze(1)
 
     def training_targets(self, data_samples: SampleList,
@@ -316,7 +316,7 @@ class MaskDiffusion(BaseModule):
                              f'noise strength 1; got strength {strength} and '
                              f'{"a" if start is not None else "no"} start code')
         scheduler = self.sample_scheduler
-        scheduler.set_timesteps(max(num_steps, round(num_steps / strength)))
+        scheduler.set_timesteps(round(num_steps / strength))
         schedule = scheduler.timesteps[-num_steps:]
         first_grad = 0 if grad_steps is None else num_steps - grad_steps
         noisy_mask = noise
