@@ -94,3 +94,33 @@ def test_each_checkpoint_is_tested_once_with_the_options_and_tabled(tmp_path, mo
     commands.clear()
     checkpoint_trace.main([str(run), '--out', str(out)])
     assert commands == []
+
+
+def test_teacher_traces_keep_apart_from_the_student_traces(tmp_path, monkeypatch):
+    run = make_run(tmp_path / 'hrda_seed5', iters=(250, 500))
+    # the student's tests are there already; the teacher's must not be read from them
+    (run / 'trace' / 'iter_250').mkdir(parents=True)
+    (run / 'trace' / 'iter_250' / 'metrics.json').write_text(metrics_file(70.0, 50.0, 40.0))
+    commands = []
+
+    def fake_run(command, log_path):
+        commands.append(command)
+        test_dir = Path(command[command.index('--work-dir') + 1])
+        tested = json.loads(metrics_file(60.0, 30.0, 20.0))
+        tested['weights'] = command[command.index('--weights') + 1]
+        (test_dir / 'metrics.json').write_text(json.dumps(tested))
+
+    monkeypatch.setattr(uda_results, 'run', fake_run)
+    checkpoint_trace.main([str(run), '--weights', 'teacher', '--out', str(tmp_path / 'teacher')])
+    assert [Path(c[c.index('--work-dir') + 1]) for c in commands] == [
+        run / 'trace_teacher' / 'iter_250', run / 'trace_teacher' / 'iter_500']
+    assert all(c[c.index('--weights') + 1] == 'teacher' for c in commands)
+    report = json.loads((tmp_path / 'teacher.json').read_text())
+    assert report['weights'] == 'teacher' and report['name'] == 'trace_teacher'
+    assert [r['mIoU'] for r in report['runs'][str(run)].values()] == [60.0, 60.0]
+    assert "the teacher's weights tested" in (tmp_path / 'teacher.md').read_text()
+    # metrics of the student in the folder asked for are an error, not a teacher's result
+    with pytest.raises(ValueError, match=r'trace/iter_250/metrics\.json: tests the student, '
+                       'not the teacher'):
+        checkpoint_trace.trace(str(run), 'trace', [], 'teacher')
+

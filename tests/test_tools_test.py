@@ -21,6 +21,7 @@ from mmseg_iccld.evaluation.per_class_metric import (per_class_table, table_to_c
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAFORMER = osp.join(REPO, 'configs/synthetic/daformer_tiny.py')
+SOURCE_ONLY = osp.join(REPO, 'configs/synthetic/source_only_tiny.py')
 ICCLD = osp.join(REPO, 'configs/synthetic/iccld_tiny.py')
 CLASSES = CityscapesDataset.METAINFO['classes']
 ROAD, SIDEWALK, BUILDING, POLE, SKY, PERSON, RIDER, CAR, TRUCK = 0, 1, 2, 5, 10, 11, 12, 13, 14
@@ -189,6 +190,49 @@ def test_checkpoint_of_another_model_is_an_error(synthetic_benchmark, tmp_path):
                            '(decode_head.')
     assert 'unexpected keys (phase, neck.' in line
     assert not osp.exists(tmp_path / 'work' / 'metrics.json')
+
+
+def test_teacher_weights_are_tested_in_the_student_network(synthetic_benchmark, tmp_path):
+    # the EMA teacher of this checkpoint predicts road everywhere, its student does not
+    checkpoint = str(tmp_path / 'dacs.pth')
+    save_checkpoint(DAFORMER, checkpoint)
+    saved = torch.load(checkpoint, weights_only=False)
+    head = 'teacher.module.decode_head.conv_seg.'
+    saved['state_dict'][head + 'weight'].zero_()
+    saved['state_dict'][head + 'bias'].zero_()
+    saved['state_dict'][head + 'bias'][ROAD] = 10.0
+    torch.save(saved, checkpoint)
+    runs = {}
+    for weights in ('student', 'teacher'):
+        result = run_tool('tools/test.py', DAFORMER, checkpoint, '--weights', weights,
+                          '--work-dir', str(tmp_path / weights),
+                          *data_options(synthetic_benchmark))
+        assert result.returncode == 0, result.stderr[-3000:]
+        with open(tmp_path / weights / 'metrics.json') as f:
+            runs[weights] = json.load(f)
+        assert runs[weights]['weights'] == weights
+    # road IoU = road pixels / valid pixels; every other labelled class 0, the rest n/a
+    labels = np.concatenate([
+        np.array(Image.open(p)).ravel() for p in glob.glob(osp.join(
+            synthetic_benchmark.cityscapes_root, 'gtFine', 'val', '*',
+            '*_gtFine_labelTrainIds.png'))])
+    valid = labels[labels != 255]
+    present = {CLASSES[c] for c in np.unique(valid)}
+    road = 100.0 * np.mean(valid == ROAD)
+    teacher = runs['teacher']['per_class_iou']
+    assert teacher['road'] == pytest.approx(road, abs=0.01)
+    assert {c for c, v in teacher.items() if v is not None} == present
+    assert all(teacher[c] == 0.0 for c in present - {'road'})
+    assert runs['teacher']['metrics']['mIoU'] == pytest.approx(road / len(present), abs=0.01)
+    student = runs['student']['per_class_iou']
+    assert sum(v is not None for v in student.values()) > len(present)  # not the teacher's
+    # a config without a teacher says so
+    line = error_line(run_tool('tools/test.py', SOURCE_ONLY, checkpoint, '--weights', 'teacher',
+                               '--work-dir', str(tmp_path / 'plain'),
+                               *data_options(synthetic_benchmark)))
+    assert line == (f'error: ValueError: --weights teacher needs a UDA config (a student and '
+                    f'its EMA teacher); the model of {SOURCE_ONLY}, EncoderDecoder, has no '
+                    'teacher')
 
 
 def test_state_dict_check_names_shape_mismatches():

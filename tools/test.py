@@ -2,9 +2,13 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out DIR]
                                            [--table-out PREFIX] [--uncertainty-samples S]
+                                           [--weights {student,teacher}]
                                            [--cfg-options key=value ...] [--launcher pytorch]
 
-UDA checkpoints (DACS, ICCLD) are evaluated with the student, as during training.
+UDA checkpoints (DACS, ICCLD) are evaluated with the student, as during training and as
+DAFormer, HRDA and MIC report them. ``--weights teacher`` tests the EMA teacher the checkpoint
+also holds instead (``teacher.module.*``, loaded into the student's network; the teacher is a
+copy of the student, so the network is the same and only the weights differ).
 
 Writes ``metrics.json`` and the per-class IoU table of UDA papers (mIoU, Road, S.Walk, ...,
 Bike; mIoU16 and mIoU13 for Synthia) as ``per_class.csv`` and ``per_class.md`` into the work
@@ -65,6 +69,9 @@ def parse_args(argv=None):
         '--uncertainty-samples', type=int, metavar='S',
         help='ICCLD: predict with S >= 2 noise draws and report the AUROC and ECE of the '
         'uncertainty, next to those of a single draw')
+    parser.add_argument(
+        '--weights', choices=('student', 'teacher'), default='student',
+        help="UDA checkpoints: test the student's weights (default) or the EMA teacher's")
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
         '--show-interval', type=int, default=1,
@@ -140,14 +147,18 @@ def enable_visualization(cfg, args) -> None:
         visualizer['save_dir'] = args.show_dir
 
 
+TEACHER_PREFIX = 'teacher.module.'
+
+
 def evaluated_network(model):
-    """The network whose weights decide the test: a UDA wrapper's student, or the model.
+    """The network that runs the test: a UDA wrapper's student, or the model.
 
     Args:
         model: The runner's model (possibly in a DDP or TTA wrapper).
 
     Returns:
-        tuple: the state-dict prefix under which the runner loads it, and the network.
+        tuple: the state-dict prefix of the student's weights in checkpoints ('' for a
+        segmentor), and the network.
     """
     from mmengine.model import BaseTTAModel, is_model_wrapper
 
@@ -158,22 +169,27 @@ def evaluated_network(model):
     return prefix, (model.student if prefix else model)
 
 
-def check_checkpoint(runner, checkpoint: str, config: str) -> None:
-    """Raise unless the checkpoint holds exactly the weights of the evaluated network.
-
-    Args:
-        runner: The runner, its model built.
-        checkpoint: The checkpoint file.
-        config: The config file, for the message.
+def tested_weights(runner, checkpoint: str, config: str, weights: str = 'student') -> dict:
+    """The checkpoint's weights (``'student'`` or a UDA run's ``'teacher'``) for the evaluated
+    network, checked to fit it exactly; ``config`` names the model in messages.
 
     Raises:
+        ValueError: For ``'teacher'`` with a model that is no UDA wrapper.
         CheckpointMismatchError: Naming the checkpoint and a few offending keys.
     """
     _, state = read_checkpoint(checkpoint)
     prefix, network = evaluated_network(runner.model)
+    if weights == 'teacher':
+        if not prefix:
+            raise ValueError(f'--weights teacher needs a UDA config (a student and its EMA '
+                             f'teacher); the model of {config}, {type(network).__name__}, '
+                             'has no teacher')
+        prefix = TEACHER_PREFIX
     what = f'the {type(network).__name__} of {config}' + (
-        f" (the UDA student, '{prefix}*' in checkpoints)" if prefix else '')
-    check_state_dict(network.state_dict(), sub_state_dict(state, prefix), checkpoint, what)
+        f" (the UDA {weights}, '{prefix}*' in checkpoints)" if prefix else '')
+    tested = sub_state_dict(state, prefix)
+    check_state_dict(network.state_dict(), tested, checkpoint, what)
+    return tested
 
 
 def write_tables(metrics: dict, config: str, prefix: str) -> None:
@@ -308,7 +324,8 @@ def main(argv=None):
     cfg = load_run_config(args)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    cfg.load_from = args.checkpoint
+    # the teacher's weights go into the student's network below, not through the runner
+    cfg.load_from = args.checkpoint if args.weights == 'student' else None
     cfg.resume = False
     outputs = [(cfg.work_dir, 'work dir'), (args.out, '--out folder'),
                (args.show_dir, '--show-dir folder'),
@@ -335,8 +352,10 @@ def main(argv=None):
     from mmengine.runner import Runner
     with explain_unknown_modules(args.config):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-        check_checkpoint(runner, args.checkpoint, args.config)
+        weights = tested_weights(runner, args.checkpoint, args.config, args.weights)
         samples, network = uncertainty_samples(runner, args)  # the model, before the data
+        if args.weights == 'teacher':
+            network.load_state_dict(weights)
         check_test_split(cfg.test_dataloader.dataset)
         images = count_images(runner.test_loop.dataloader.dataset)
         if samples > 1:
@@ -353,6 +372,8 @@ def main(argv=None):
     path = osp.join(cfg.work_dir, 'metrics.json')
     result = dict(config=args.config, checkpoint=args.checkpoint, images=images,
                   metrics=summary, per_class_iou=per_class)
+    if evaluated_network(runner.model)[0]:  # a UDA checkpoint: say whose weights were tested
+        result['weights'] = args.weights
     if uncertainty is not None:
         result['uncertainty'] = uncertainty
         print(f"uncertainty over {uncertainty['pixels']} pixels, K = "

@@ -2,7 +2,7 @@
 won or lost, and whether two runs part early or late.
 
     python tools/analysis_tools/checkpoint_trace.py WORK_DIR [WORK_DIR ...] [--name trace]
-        [--cfg-options key=value ...] [--out PREFIX]
+        [--weights {student,teacher}] [--cfg-options key=value ...] [--out PREFIX]
 
 A WORK_DIR is a training run's folder: the config the runner dumped there (the one ``*.py``
 file at its top level, with the run's ``--cfg-options`` applied) and its checkpoints
@@ -12,6 +12,9 @@ on). Each checkpoint is tested with ``tools/test.py`` on the config's test set i
 ``WORK_DIR/<name>/iter_<N>/``; a checkpoint whose metrics are there is not tested again, so
 ``--name`` keeps variants apart (say, ``--name trace_k0 --cfg-options
 model.model.test_cfg.num_inference_steps=0`` for an ICCLD run's phase-1 decode throughout).
+``--weights teacher`` tests the EMA teacher of each checkpoint instead of the student
+(``tools/test.py --weights``), into ``WORK_DIR/trace_teacher/`` unless ``--name`` says
+otherwise; metrics found there of the other weights are an error, not reused.
 
 Writes ``PREFIX.json`` (every checkpoint's mIoU and per-class IoU) and ``PREFIX.md`` (one row
 per checkpoint, in iteration order within each run; classes without an IoU in any row are
@@ -39,8 +42,11 @@ CHECKPOINT = re.compile(r'iter_(\d+)\.pth$')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR')
-    parser.add_argument('--name', default='trace',
-                        help='subfolder of each WORK_DIR that holds the tests')
+    parser.add_argument('--name', default=None,
+                        help='subfolder of each WORK_DIR that holds the tests (default: trace, '
+                        'trace_teacher with --weights teacher)')
+    parser.add_argument('--weights', choices=('student', 'teacher'), default='student',
+                        help='the UDA network whose weights are tested')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='overrides passed to every test')
     parser.add_argument('--out', default=None,
@@ -73,26 +79,32 @@ def checkpoints(work_dir: str) -> list:
     return sorted(found)
 
 
-def test_checkpoint(config: str, checkpoint: str, test_dir: str, cfg_options: list) -> dict:
+def test_checkpoint(config: str, checkpoint: str, test_dir: str, cfg_options: list,
+                    weights: str = 'student') -> dict:
     """mIoU and per-class IoU of one checkpoint (tested unless ``test_dir`` holds them)."""
     metrics_path = osp.join(test_dir, 'metrics.json')
     if not osp.isfile(metrics_path):
         os.makedirs(test_dir, exist_ok=True)
-        command = [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', test_dir]
+        command = [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', test_dir,
+                   '--weights', weights]
         if cfg_options:
             command += ['--cfg-options'] + list(cfg_options)
         uda_results.run(command, osp.join(test_dir, 'test.out'))
     with open(metrics_path) as f:
         metrics = json.load(f)
+    tested = metrics.get('weights', 'student')  # written by tools/test.py for UDA checkpoints
+    if tested != weights:
+        raise ValueError(f'{metrics_path}: tests the {tested}, not the {weights}; give the '
+                         'trace another --name')
     return dict(mIoU=float(metrics['metrics']['mIoU']), per_class=per_class_iou(metrics))
 
 
-def trace(work_dir: str, name: str, cfg_options: list) -> dict:
+def trace(work_dir: str, name: str, cfg_options: list, weights: str = 'student') -> dict:
     """``{iteration: {mIoU, per_class}}`` of every checkpoint of one run."""
     work_dir = osp.abspath(work_dir)  # the tests run in the repository root
     config = run_config(work_dir)
     return {str(it): test_checkpoint(config, path, osp.join(work_dir, name, f'iter_{it}'),
-                                     cfg_options)
+                                     cfg_options, weights)
             for it, path in checkpoints(work_dir)}
 
 
@@ -102,7 +114,8 @@ def to_markdown(report: dict) -> str:
     present = [c for c in CLASSES if any(c in r['per_class'] for _, _, r in rows)]
     options = (f" with `--cfg-options {' '.join(report['cfg_options'])}`"
                if report['cfg_options'] else '')
-    lines = [f"Target mIoU of every checkpoint of each run, tested{options}. Written by "
+    lines = [f"Target mIoU of every checkpoint of each run, the {report['weights']}'s weights "
+             f"tested{options}. Written by "
              f"`{report['command']}` on {report['date']}.", '',
              '| run | iteration | mIoU | ' + ' | '.join(present) + ' |',
              '|---|---:|---:|' + '---:|' * len(present)]
@@ -115,13 +128,15 @@ def to_markdown(report: dict) -> str:
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    runs = {osp.normpath(w): trace(w, args.name, args.cfg_options) for w in args.work_dirs}
+    name = args.name or ('trace' if args.weights == 'student' else 'trace_teacher')
+    runs = {osp.normpath(w): trace(w, name, args.cfg_options, args.weights)
+            for w in args.work_dirs}
     report = dict(
         date=datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         command='python tools/analysis_tools/checkpoint_trace.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
-        name=args.name, cfg_options=args.cfg_options, runs=runs)
-    out = args.out or osp.join(args.work_dirs[0], args.name)
+        name=name, weights=args.weights, cfg_options=args.cfg_options, runs=runs)
+    out = args.out or osp.join(args.work_dirs[0], name)
     write_report(out, report, to_markdown(report))
 
 
