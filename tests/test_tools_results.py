@@ -167,6 +167,34 @@ def test_a_trained_run_whose_test_failed_is_tested_again_not_retrained(tmp_path,
     assert commands == ['tools/train.py', 'tools/test.py']
 
 
+def test_a_k_test_is_made_once_with_its_steps_and_again_when_fresh(tmp_path, monkeypatch):
+    monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
+    args = uda_results.parse_args(['--iters', '300', '--work-root', 'runs'])
+    run = tmp_path / 'runs' / 'iccld_seed2'
+    run.mkdir(parents=True)
+    (run / 'iccld_tiny.py').write_text('')  # the runner's dump
+    commands = []
+
+    def fake_run(command, log_path):
+        commands.append(command[1:])
+        test_dir = tmp_path / command[command.index('--work-dir') + 1]
+        assert log_path == str(test_dir / 'test.out')
+        (test_dir / 'metrics.json').write_text(json.dumps(dict(metrics=dict(mIoU=70.0 + len(
+            commands)))))
+
+    monkeypatch.setattr(uda_results, 'run', fake_run)
+    ckpt = 'runs/iccld_seed2/iter_300.pth'
+    assert uda_results.test_at_k('iccld', 2, 3, ckpt, args) == 71.0
+    assert commands == [['tools/test.py', 'runs/iccld_seed2/iccld_tiny.py', ckpt, '--work-dir',
+                         'runs/iccld_seed2/test_k3', '--cfg-options',
+                         'model.model.test_cfg.num_inference_steps=3']]
+    assert uda_results.test_at_k('iccld', 2, 3, ckpt, args) == 71.0  # read, not tested again
+    assert len(commands) == 1
+    fresh = uda_results.parse_args(['--iters', '300', '--work-root', 'runs', '--fresh'])
+    assert uda_results.test_at_k('iccld', 2, 3, ckpt, fresh) == 72.0
+    assert len(commands) == 2
+
+
 def test_benchmark_fingerprint_is_the_sha256_of_paths_and_contents(tmp_path):
     (tmp_path / 'b').mkdir()
     (tmp_path / 'b' / 'y.png').write_bytes(b'\x89PNG')

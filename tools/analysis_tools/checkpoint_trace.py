@@ -22,8 +22,6 @@ left out).
 """
 import argparse
 import glob
-import json
-import os
 import os.path as osp
 import re
 import sys
@@ -82,20 +80,13 @@ def checkpoints(work_dir: str) -> list:
 def test_checkpoint(config: str, checkpoint: str, test_dir: str, cfg_options: list,
                     weights: str = 'student') -> dict:
     """mIoU and per-class IoU of one checkpoint (tested unless ``test_dir`` holds them)."""
-    metrics_path = osp.join(test_dir, 'metrics.json')
-    if not osp.isfile(metrics_path):
-        os.makedirs(test_dir, exist_ok=True)
-        command = [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', test_dir,
-                   '--weights', weights]
-        if cfg_options:
-            command += ['--cfg-options'] + list(cfg_options)
-        uda_results.run(command, osp.join(test_dir, 'test.out'))
-    with open(metrics_path) as f:
-        metrics = json.load(f)
+    options = ['--weights', weights] + (['--cfg-options'] + list(cfg_options) if cfg_options
+                                        else [])
+    metrics = uda_results.tested_metrics(config, checkpoint, test_dir, options)
     tested = metrics.get('weights', 'student')  # written by tools/test.py for UDA checkpoints
     if tested != weights:
-        raise ValueError(f'{metrics_path}: tests the {tested}, not the {weights}; give the '
-                         'trace another --name')
+        raise ValueError(f"{osp.join(test_dir, 'metrics.json')}: tests the {tested}, not the "
+                         f'{weights}; give the trace another --name')
     return dict(mIoU=float(metrics['metrics']['mIoU']), per_class=per_class_iou(metrics))
 
 

@@ -167,18 +167,35 @@ def trained_config(method: str, work_dir: str) -> str:
     return dumped if osp.isfile(osp.join(ROOT, dumped)) else METHODS[method]
 
 
+def tested_metrics(config: str, checkpoint: str, test_dir: str, options=(),
+                   fresh: bool = False) -> dict:
+    """``metrics.json`` of ``tools/test.py`` on ``checkpoint`` into ``test_dir`` (absolute, or
+    relative to the repository root), tested unless the folder holds it or ``fresh``.
+
+    Args:
+        config: The config to test with.
+        checkpoint: The checkpoint.
+        test_dir: The test's work dir.
+        options: Further arguments of ``tools/test.py``.
+        fresh: Test again even when the metrics exist.
+    """
+    folder = osp.join(ROOT, test_dir)
+    metrics_path = osp.join(folder, 'metrics.json')
+    if fresh or not osp.isfile(metrics_path):
+        os.makedirs(folder, exist_ok=True)
+        run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', test_dir,
+             *options], osp.join(folder, 'test.out'))
+    with open(metrics_path) as f:
+        return json.load(f)
+
+
 def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
     """Target mIoU of an ICCLD checkpoint decoded with K DDIM steps (reused if it exists)."""
-    work_dir = osp.join(run_dir(method, seed, args), f'test_k{k}')
-    metrics_path = osp.join(ROOT, work_dir, 'metrics.json')
-    if not osp.isfile(metrics_path) or args.fresh:
-        os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
-        config = trained_config(method, run_dir(method, seed, args))
-        run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-             work_dir, '--cfg-options', f'model.model.test_cfg.num_inference_steps={k}'],
-            osp.join(ROOT, work_dir, 'test.out'))
-    with open(metrics_path) as f:
-        return float(json.load(f)['metrics']['mIoU'])
+    work_dir = run_dir(method, seed, args)
+    metrics = tested_metrics(
+        trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_k{k}'),
+        ['--cfg-options', f'model.model.test_cfg.num_inference_steps={k}'], args.fresh)
+    return float(metrics['metrics']['mIoU'])
 
 
 def current_environment() -> dict:
@@ -210,15 +227,10 @@ def reusable_run(method: str, seed: int, args):
 def test_uncertainty(method: str, seed: int, checkpoint: str, args) -> dict:
     """Uncertainty quality of an ICCLD checkpoint with S draws and with one pass (reused)."""
     samples = args.uncertainty_samples
-    work_dir = osp.join(run_dir(method, seed, args), f'test_s{samples}')
-    metrics_path = osp.join(ROOT, work_dir, 'metrics.json')
-    if not osp.isfile(metrics_path) or args.fresh:
-        os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
-        config = trained_config(method, run_dir(method, seed, args))
-        run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
-             '--uncertainty-samples', str(samples)], osp.join(ROOT, work_dir, 'test.out'))
-    with open(metrics_path) as f:
-        return json.load(f)['uncertainty']
+    work_dir = run_dir(method, seed, args)
+    return tested_metrics(
+        trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_s{samples}'),
+        ['--uncertainty-samples', str(samples)], args.fresh)['uncertainty']
 
 
 def train_and_test(method: str, seed: int, args) -> dict:
