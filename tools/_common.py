@@ -239,6 +239,11 @@ def check_state_dict(expected: Dict[str, object], state: Dict[str, object], chec
                                       + '; '.join(problems))
 
 
+# a UDA checkpoint holds the student under 'model.', its EMA teacher (mmengine's averaged
+# model: the network under 'module.', and its 'steps') under 'teacher.'
+TEACHER_PREFIX = 'teacher.module.'
+
+
 def student_prefix(model) -> str:
     """The state-dict prefix of a UDA wrapper's student (``'model.'``), or '' for a segmentor.
 

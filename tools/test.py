@@ -47,10 +47,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from tools._common import (check_output_folder, check_state_dict,  # noqa: E402
-                           exit_on_user_error, explain_unknown_modules, load_run_config,
-                           read_checkpoint, set_cpu_distributed_backend, student_prefix,
-                           sub_state_dict, write_result_text)
+from tools._common import (TEACHER_PREFIX, check_output_folder,  # noqa: E402
+                           check_state_dict, exit_on_user_error, explain_unknown_modules,
+                           load_run_config, read_checkpoint, set_cpu_distributed_backend,
+                           student_prefix, sub_state_dict, write_result_text)
 from tools.split_check import check_test_split, count_images  # noqa: E402
 
 
@@ -145,9 +145,6 @@ def enable_visualization(cfg, args) -> None:
     if args.show_dir:
         visualizer = cfg.visualizer
         visualizer['save_dir'] = args.show_dir
-
-
-TEACHER_PREFIX = 'teacher.module.'
 
 
 def evaluated_network(model):
