@@ -105,9 +105,13 @@ def test_readme_results_match_the_result_files():
 def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(uda_results, 'ROOT', str(tmp_path))
     environment = uda_results.current_environment()
+    config = tmp_path / uda_results.METHODS['daformer']
+    config.parent.mkdir(parents=True)
+    config.write_text("model = dict(type='DACS', alpha=0.98)\n")
+    settings = uda_results.method_digest('daformer', uda_results.parse_args([]))
     report = dict(date='2026-01-01 00:00 UTC', iters=300, cfg_options=[],
                   configs={'daformer': uda_results.METHODS['daformer']},
-                  environment=environment,
+                  environment=environment, settings={'daformer': settings},
                   runs={'daformer': {'1': dict(mIoU=70.5, per_class={})}})
     (tmp_path / 'old.json').write_text(json.dumps(report))
     args = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json'])
@@ -123,7 +127,15 @@ def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, mon
         (tmp_path / 'old.json').write_text(json.dumps(dict(report,
                                                            environment=other_environment)))
         assert uda_results.reusable_run('daformer', 1, args) is None
+    # made with other settings of the same config file (its alpha then), or without a record
+    for other_settings in ({'daformer': '0' * 64}, None):
+        (tmp_path / 'old.json').write_text(json.dumps(dict(report, settings=other_settings)))
+        assert uda_results.reusable_run('daformer', 1, args) is None
+    config.write_text("model = dict(type='DACS', alpha=0.999)\n")
     (tmp_path / 'old.json').write_text(json.dumps(report))
+    assert uda_results.reusable_run('daformer', 1, args) is None
+    config.write_text("model = dict(type='DACS', alpha=0.98)\n")
+    assert uda_results.reusable_run('daformer', 1, args)['mIoU'] == 70.5
     assert uda_results.reusable_run('daformer', 2, args) is None  # not in the report
     assert uda_results.reusable_run('iccld', 1, args) is None
     other = uda_results.parse_args(['--iters', '400', '--reuse-report', 'old.json'])

@@ -30,10 +30,14 @@ nothing before the switch (phase-2 settings such as ``lambda_adv``, ``decoder_in
 learning rates).
 
 Runs whose metrics already exist are reused, so an interrupted table can be completed by
-running the same command again (``--fresh`` retrains everything); ``--reuse-report`` also
-takes runs from an earlier report made with the same config, iterations and options, and the
-same packages, kernels and generated benchmark (``environment`` in the report,
-``run_environment.py``: runs are deterministic for one install and CPU, not across them).
+running the same command again (``--fresh`` retrains everything); a run whose config, as its
+work dir holds it, trained with other settings than its config and options give now is
+refused with the settings that differ (``run_config.py``), never reported under the new
+ones. ``--reuse-report`` also takes runs from an earlier report made with the same settings
+(``settings`` in the report: a digest of each method's config with ``--cfg-options``),
+iterations, and the same packages, kernels and generated benchmark (``environment`` in the
+report, ``run_environment.py``: runs are deterministic for one install and CPU, not across
+them).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
 ``OUT.md`` (mean and spread per method, every seed, and the per-class means).
@@ -51,6 +55,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from tools._common import exit_on_user_error, write_report  # noqa: E402
+from tools.analysis_tools.run_config import (  # noqa: E402
+    check_trained_as_now, settings_digest, settings_now)
 from tools.analysis_tools.run_environment import run_environment, same_environment  # noqa: E402,E501
 from tools.analysis_tools.uda_report import (  # noqa: E402
     DIFFUSION_METHODS, METHODS, per_class_iou, summarise, to_markdown)
@@ -204,10 +210,15 @@ def current_environment() -> dict:
     return run_environment(osp.join(ROOT, 'data', 'synthetic'))
 
 
+def method_digest(method: str, args) -> str:
+    """Digest of ``method``'s config with ``--cfg-options`` (``run_config.settings_digest``)."""
+    return settings_digest(settings_now(osp.join(ROOT, METHODS[method]), args.cfg_options))
+
+
 def reusable_run(method: str, seed: int, args):
     """The run of ``--reuse-report`` for (method, seed), when nothing under --work-root
-    holds it and the report was made with the same config, iterations and options, packages,
-    kernels and benchmark."""
+    holds it and the report was made with the same config and settings, iterations and
+    options, packages, kernels and benchmark (a report without settings is not comparable)."""
     if not args.reuse_report or (
             osp.isfile(osp.join(ROOT, run_dir(method, seed, args), 'test', 'metrics.json'))
             and not args.fresh):
@@ -217,7 +228,8 @@ def reusable_run(method: str, seed: int, args):
     same = (report.get('configs', {}).get(method) == METHODS[method]
             and report.get('iters') == args.iters
             and list(report.get('cfg_options', [])) == list(args.cfg_options)
-            and same_environment(report.get('environment'), current_environment()))
+            and same_environment(report.get('environment'), current_environment())
+            and (report.get('settings') or {}).get(method) == method_digest(method, args))
     run = report.get('runs', {}).get(method, {}).get(str(seed))
     if not same or run is None:
         return None
@@ -240,12 +252,15 @@ def train_and_test(method: str, seed: int, args) -> dict:
         raise FileNotFoundError(f'config {config} of method {method!r} does not exist')
     work_dir = run_dir(method, seed, args)
     metrics_path = osp.join(work_dir, 'test', 'metrics.json')
+    options = train_options(method, args.iters, seed) + list(args.cfg_options)
+    if not args.fresh:
+        check_trained_as_now(osp.join(ROOT, work_dir, osp.basename(config)),
+                             osp.join(ROOT, config), options)
     if osp.isfile(osp.join(ROOT, metrics_path)) and not args.fresh:
         with open(osp.join(ROOT, metrics_path)) as f:
             return json.load(f)
     os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
     start = time.time()
-    options = train_options(method, args.iters, seed) + list(args.cfg_options)
     resume = []
     if args.share_phase1 and method in PHASE1_DONORS:
         donor = phase1_checkpoint(method, seed, args)
@@ -316,6 +331,7 @@ def main(argv=None):
         tag=args.tag, iters=args.iters,
         seeds=sorted({s for seeds in args.plan.values() for s in seeds}),
         configs={m: METHODS[m] for m in args.plan}, cfg_options=args.cfg_options,
+        settings={m: method_digest(m, args) for m in args.plan},
         environment=current_environment(), summary=summarise(runs), runs=runs)
     write_report(osp.join(ROOT, args.out), report, to_markdown(report), shown=args.out)
 
