@@ -15,6 +15,8 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
+from tools._common import load_config
+
 SETTINGS = ('model', 'optim_wrapper', 'param_scheduler', 'train_dataloader', 'train_cfg',
             'randomness', 'custom_hooks', 'test_dataloader', 'test_evaluator')
 # added by tools/train.py to every run; they check and report, they do not change training
@@ -46,9 +48,7 @@ def run_settings(cfg: Config) -> dict:
 
 def settings_now(config: str, options: list) -> dict:
     """``run_settings`` of ``config`` with ``options`` merged, as a run would be trained now."""
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(parse_options(options))
-    return run_settings(cfg)
+    return run_settings(load_config(config, parse_options(options)))
 
 
 def settings_digest(settings: dict) -> str:
