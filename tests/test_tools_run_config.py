@@ -99,3 +99,18 @@ def test_uda_results_refuses_a_stale_run_and_retrains_it_when_fresh(tmp_path, mo
     commands.clear()
     assert uda_results.train_and_test('daformer', 0, args)['mIoU'] == 71.0
     assert commands == []
+
+
+@pytest.mark.parametrize('table', ['synthetic_uda', 'synthetic_uda_hr'])
+def test_the_headline_tables_hold_runs_of_the_configs_as_they_are(table):
+    """docs/results' tables state what each config trains to: a config edited since its
+    table was made (a default changed, a schedule) makes the table stale until retrained."""
+    with open(uda_results.ROOT + f'/docs/results/{table}.json') as f:
+        report = json.load(f)
+    assert set(report['settings']) == set(report['configs']) == set(report['runs'])
+    stale = [f"{method} ({report['configs'][method]})" for method, digest
+             in report['settings'].items()
+             if digest != run_config.settings_digest(run_config.settings_now(
+                 uda_results.ROOT + '/' + report['configs'][method], report['cfg_options']))]
+    assert not stale, (f'docs/results/{table}.json was made with other settings than these '
+                       f'configs give now: {stale}; retrain them with its command')
