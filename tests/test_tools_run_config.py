@@ -1,6 +1,7 @@
 """A finished run is reused only when it was trained with the settings its config gives now
 (tools/analysis_tools/run_config.py and its use in tools/analysis_tools/uda_results.py)."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -108,9 +109,10 @@ def test_the_headline_tables_hold_runs_of_the_configs_as_they_are(table):
     with open(uda_results.ROOT + f'/docs/results/{table}.json') as f:
         report = json.load(f)
     assert set(report['settings']) == set(report['configs']) == set(report['runs'])
+    assert {m: uda_results.METHODS[m] for m in report['configs']} == report['configs']
+    options = SimpleNamespace(cfg_options=report['cfg_options'])
     stale = [f"{method} ({report['configs'][method]})" for method, digest
              in report['settings'].items()
-             if digest != run_config.settings_digest(run_config.settings_now(
-                 uda_results.ROOT + '/' + report['configs'][method], report['cfg_options']))]
+             if digest != uda_results.method_digest(method, options)]
     assert not stale, (f'docs/results/{table}.json was made with other settings than these '
                        f'configs give now: {stale}; retrain them with its command')
