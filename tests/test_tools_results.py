@@ -2,6 +2,7 @@
 tools/analysis_tools/results_table.py, which must match the result files the repository holds."""
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,6 +144,22 @@ def test_runs_are_reused_only_from_a_report_with_the_same_settings(tmp_path, mon
     variant = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json',
                                       '--cfg-options', 'model.alpha=0.99'])
     assert uda_results.reusable_run('daformer', 1, variant) is None
+    # the report of that option, once the option is the config's default: the same settings,
+    # reused; with several reports, from the first that holds the run
+    digest = uda_results.method_digest('daformer', variant)
+    (tmp_path / 'option.json').write_text(json.dumps(dict(
+        report, cfg_options=['model.alpha=0.99'], settings={'daformer': digest},
+        runs={'daformer': {'1': dict(mIoU=71.5, per_class={}),
+                           '2': dict(mIoU=72.5, per_class={})}})))
+    config.write_text("model = dict(type='DACS', alpha=0.99)\n")
+    both = uda_results.parse_args(['--iters', '300', '--reuse-report', 'old.json',
+                                   'option.json'])
+    assert uda_results.reusable_run('daformer', 1, both) == dict(
+        mIoU=71.5, per_class={}, reused_from='option.json (2026-01-01 00:00 UTC)')
+    assert uda_results.reusable_run('daformer', 2, both)['mIoU'] == 72.5
+    config.write_text("model = dict(type='DACS', alpha=0.98)\n")
+    assert uda_results.reusable_run('daformer', 1, both)['mIoU'] == 70.5
+    assert uda_results.reusable_run('daformer', 2, both) is None
     # a run of its own under --work-root wins over the report
     metrics = tmp_path / args.work_root / 'daformer_seed1' / 'test' / 'metrics.json'
     metrics.parent.mkdir(parents=True)
@@ -230,11 +247,36 @@ def test_reports_name_the_packages_cpu_and_benchmark_they_were_made_with():
     environment = run_environment.run_environment('absent-folder')
     assert environment['packages']['torch'] == torch_version()
     assert environment['data'] is None
-    assert environment['kernels'] == torch.backends.cpu.get_cpu_capability()
+    assert environment['kernels'] == run_environment.kernel_isa()
     line = run_environment.environment_line(dict(environment, kernels='AVX2', data='ab' * 32))
     assert f"torch {torch_version()}" in line and 'sha256 abababababababab.' in line
     assert ' (AVX2 kernels) with ' in line
     assert run_environment.environment_line(None) == ''
+
+
+def kernel_isa_with(script: str) -> str:
+    """``kernel_isa()`` in a fresh interpreter after ``script`` ran in its shell."""
+    code = ('import sys; sys.path.insert(0, "."); '
+            'from tools.analysis_tools.run_environment import kernel_isa; print(kernel_isa())')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('ATEN_CPU_CAPABILITY', 'NPY_DISABLE_CPU_FEATURES', 'OPENCV_CPU_DISABLE')}
+    out = subprocess.run(['bash', '-c', f'{script} "{sys.executable}" -c \'{code}\''], cwd=ROOT,
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_the_kernels_record_names_each_library_whose_instruction_set_differs():
+    """torch, numpy and OpenCV each pick their kernels by the CPU: the record names the one
+    set they share, or each library's where they differ; scripts/avx2_kernels.sh holds all
+    three to AVX2."""
+    machine = kernel_isa_with('')
+    if machine not in ('AVX2', 'AVX512'):
+        pytest.skip(f'the CPU has no AVX2 (kernels: {machine})')
+    assert kernel_isa_with('ATEN_CPU_CAPABILITY=default') == \
+        f'torch DEFAULT, numpy {machine}, OpenCV {machine}'
+    assert kernel_isa_with('source scripts/avx2_kernels.sh;') == 'AVX2'
+    assert kernel_isa_with('source scripts/avx2_kernels.sh; ATEN_CPU_CAPABILITY=avx512') == \
+        ('torch AVX512, numpy AVX2, OpenCV AVX2' if machine == 'AVX512' else 'AVX2')
 
 
 def torch_version() -> str:

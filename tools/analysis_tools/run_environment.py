@@ -1,5 +1,5 @@
 """What a results table was made with: the packages whose versions change the numbers, the
-CPU and the instruction set of torch's kernels, and a fingerprint of the generated benchmark.
+CPU and the instruction set of the kernels of torch, numpy and OpenCV, and a fingerprint of the generated benchmark.
 
 Training on the CPU is deterministic for one machine and one install, not across installs
 (docs/method.md 8.3): another version of an unpinned package, or another CPU's kernels, can
@@ -44,10 +44,26 @@ def cpu_model() -> str:
 
 
 def kernel_isa() -> str:
-    """The instruction set torch's CPU kernels dispatch to on this machine (``'AVX2'``,
-    ``'AVX512'``, ``'DEFAULT'``...): kernels of different sets round differently."""
+    """The instruction set the CPU kernels of torch, numpy and OpenCV dispatch to on this
+    machine (``'AVX2'``, ``'AVX512'``, ``'DEFAULT'``...; ``'torch AVX2, numpy AVX512, OpenCV
+    AVX512'`` where they differ): kernels of different sets round differently. Each library
+    dispatches on its own and each can be held below the CPU's set (``scripts/avx2_kernels.sh``)."""
+    import cv2
+    import numpy
     import torch
-    return torch.backends.cpu.get_cpu_capability()
+    features = numpy._core._multiarray_umath.__cpu_features__
+    sets = {
+        'torch': torch.backends.cpu.get_cpu_capability(),
+        # numpy >= 2.4 names the AVX-512 level X86_V4, earlier releases AVX512_SKX
+        'numpy': ('AVX512' if features.get('X86_V4') or features.get('AVX512_SKX') else
+                  'AVX2' if features.get('AVX2') else 'DEFAULT'),
+        # OpenCV's feature ids (cvdef.h): 11 AVX2, 13 AVX-512F
+        'OpenCV': ('AVX512' if cv2.checkHardwareSupport(13) else
+                   'AVX2' if cv2.checkHardwareSupport(11) else 'DEFAULT'),
+    }
+    if len(set(sets.values())) == 1:
+        return sets['torch']
+    return ', '.join(f'{name} {isa}' for name, isa in sets.items())
 
 
 def tree_fingerprint(root: str, skip_suffixes: Sequence[str] = ()) -> Optional[str]:

@@ -33,11 +33,12 @@ Runs whose metrics already exist are reused, so an interrupted table can be comp
 running the same command again (``--fresh`` retrains everything); a run whose config, as its
 work dir holds it, trained with other settings than its config and options give now is
 refused with the settings that differ (``run_config.py``), never reported under the new
-ones. ``--reuse-report`` also takes runs from an earlier report made with the same settings
-(``settings`` in the report: a digest of each method's config with ``--cfg-options``),
-iterations, and the same packages, kernels and generated benchmark (``environment`` in the
-report, ``run_environment.py``: runs are deterministic for one install and CPU, not across
-them).
+ones. ``--reuse-report`` also takes runs from earlier reports (the first that holds the run)
+made with the same settings (``settings`` in the report: a digest of each method's config with
+``--cfg-options`` merged, so the runs of an option that has since become the config's default
+are reused), iterations, and the same packages, kernels and generated benchmark
+(``environment`` in the report, ``run_environment.py``: runs are deterministic for one install
+and CPU, not across them).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
 ``OUT.md`` (mean and spread per method, every seed, and the per-class means).
@@ -92,10 +93,11 @@ def parse_args(argv=None):
     parser.add_argument('--share-phase1', action='store_true',
                         help='ICCLD runs resume from the switch checkpoint of a finished run '
                         'of the same seed (only for options that change phase 2 alone)')
-    parser.add_argument('--reuse-report', metavar='JSON',
-                        help='an earlier report of this tool: a (method, seed) run with no '
-                        'metrics under --work-root is taken from it when it was made with the '
-                        'same config, --iters and --cfg-options (marked reused_from)')
+    parser.add_argument('--reuse-report', metavar='JSON', nargs='+', default=[],
+                        help='earlier reports of this tool: a (method, seed) run with no '
+                        'metrics under --work-root is taken from the first that holds it '
+                        'trained with the same settings (its config with --cfg-options) and '
+                        '--iters (marked reused_from)')
     parser.add_argument('--uncertainty-samples', type=int, default=4,
                         help='ICCLD checkpoints are also tested with this many noise draws '
                         '(error-detection AUROC and ECE of the uncertainty, next to one '
@@ -216,24 +218,26 @@ def method_digest(method: str, args) -> str:
 
 
 def reusable_run(method: str, seed: int, args):
-    """The run of ``--reuse-report`` for (method, seed), when nothing under --work-root
-    holds it and the report was made with the same config and settings, iterations and
-    options, packages, kernels and benchmark (a report without settings is not comparable)."""
+    """The run of a ``--reuse-report`` for (method, seed), when nothing under --work-root
+    holds it: from the first report that holds it and was made with the same settings
+    (the config with its options merged: an option that became the config's default reuses
+    the runs made with the option), iterations, packages, kernels and benchmark (a report
+    without settings is not comparable)."""
     if not args.reuse_report or (
             osp.isfile(osp.join(ROOT, run_dir(method, seed, args), 'test', 'metrics.json'))
             and not args.fresh):
         return None
-    with open(osp.join(ROOT, args.reuse_report)) as f:
-        report = json.load(f)
-    same = (report.get('configs', {}).get(method) == METHODS[method]
-            and report.get('iters') == args.iters
-            and list(report.get('cfg_options', [])) == list(args.cfg_options)
-            and same_environment(report.get('environment'), current_environment())
-            and (report.get('settings') or {}).get(method) == method_digest(method, args))
-    run = report.get('runs', {}).get(method, {}).get(str(seed))
-    if not same or run is None:
-        return None
-    return dict(run, reused_from=f"{args.reuse_report} ({report.get('date')})")
+    for path in args.reuse_report:
+        with open(osp.join(ROOT, path)) as f:
+            report = json.load(f)
+        same = (report.get('configs', {}).get(method) == METHODS[method]
+                and report.get('iters') == args.iters
+                and same_environment(report.get('environment'), current_environment())
+                and (report.get('settings') or {}).get(method) == method_digest(method, args))
+        run = report.get('runs', {}).get(method, {}).get(str(seed))
+        if same and run is not None:
+            return dict(run, reused_from=f"{path} ({report.get('date')})")
+    return None
 
 
 def test_uncertainty(method: str, seed: int, checkpoint: str, args) -> dict:
@@ -305,7 +309,7 @@ def main(argv=None):
         for method in (m for m, seeds in args.plan.items() if seed in seeds):
             recorded = reusable_run(method, seed, args)
             if recorded is not None:
-                print(f'[results] {method}, seed {seed}: reused from {args.reuse_report}',
+                print(f"[results] {method}, seed {seed}: reused from {recorded['reused_from']}",
                       flush=True)
                 runs[method][str(seed)] = recorded
                 continue
