@@ -67,3 +67,25 @@ def test_tiny_config_trains_and_predicts_on_128_crops():
     with torch.no_grad():
         results = model.predict(inputs, samples)
     assert results[0].pred_sem_seg.data.shape == (1, 128, 128)
+
+
+@pytest.mark.parametrize('name', ['iccld_tiny.py', 'iccld_hr_tiny.py'])
+def test_the_schedule_gives_every_module_without_imagenet_weights_the_heads_rate(name):
+    """DAFormer's rule for new modules: E (`neck`), eps_theta (`diffusion`) and D (the decode
+    head) learn at 10x the encoder's rate; the discriminator has its own optimizer."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(osp.join(CONFIGS, '..', '..', 'synthetic', name))
+    init_default_scope('mmseg')
+    uda = MODELS.build(cfg.model)
+    wrappers = build_optim_wrapper(uda, cfg.optim_wrapper)
+    base = cfg.optim_wrapper.model.optimizer.lr
+    lr_of = {id(p): g['lr'] for g in wrappers['model'].optimizer.param_groups
+             for p in g['params']}
+    expected = dict(backbone=base, neck=10 * base, diffusion=10 * base, decode_head=10 * base)
+    for name, param in uda.model.named_parameters():
+        assert lr_of[id(param)] == pytest.approx(expected[name.split('.')[0]]), name
+    assert {n.split('.')[0] for n, _ in uda.model.named_parameters()} == set(expected)
+    discriminator = {id(p) for g in wrappers['discriminator'].optimizer.param_groups
+                     for p in g['params']}
+    assert discriminator == {id(p) for p in uda.discriminator.parameters()}

@@ -1,8 +1,10 @@
 # ICCLD's optimisation: phase 1 (DACS on E and D) for 40k iterations, then phase 2 (latent
 # diffusion + adversarial alignment) for 40k more, in one run.
 # - The segmentor (E, eps_theta, D) has DAFormer's AdamW settings; one linear warm-up and one
-#   polynomial decay span both steps. eps_theta (UNet and condition projection) starts from
-#   random at the switch and learns at the decode head's 10x, like the other new parts.
+#   polynomial decay span both steps. The parts with no ImageNet weights learn at the decode
+#   head's 10x (DAFormer's rule for new modules): the latent projector E (`neck`), new and
+#   random from iteration 0, and eps_theta (UNet and condition projection), random at the
+#   switch.
 # - The discriminator has its own Adam (AdaptSegNet's and ADVENT's betas) at a constant
 #   learning rate, used from the switch on.
 # - ICCLDPhaseHook switches to phase 2 at 40k, keeps lambda_adv at 0 for 2k iterations (the
@@ -17,6 +19,7 @@ optim_wrapper = dict(
         paramwise_cfg=dict(
             custom_keys=dict(
                 head=dict(lr_mult=10.0),
+                neck=dict(lr_mult=10.0),
                 diffusion=dict(lr_mult=10.0),
                 pos_block=dict(decay_mult=0.0),
                 norm=dict(decay_mult=0.0),
