@@ -24,12 +24,14 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ ! -x "$py" ]; then
 fi
 
 check() {
-  "$py" - <<'PY'
+  "$py" - "$root/scripts/requirements.txt" <<'PY'
 import importlib.metadata as md, importlib.util, sys
-want = {'torch': None, 'mmcv': '2.1.0', 'mmengine': '0.10.7', 'mmsegmentation': '1.2.2',
-        'diffusers': '0.42.1', 'kornia': '0.9.0', 'numpy': '2.4.6', 'opencv-python': '5.0.0.93',
-        'pillow': '13.0.0', 'cityscapesscripts': None, 'ftfy': None, 'mmseg_iccld': None,
-        'pytest': None}
+want = {'torch': None, 'mmcv': '2.1.0', 'mmseg_iccld': None}
+for line in open(sys.argv[1]):
+    line = line.split('#')[0].strip()
+    if line:
+        name, _, version = line.partition('==')
+        want[name] = version or None
 for name, version in want.items():
     try:
         have = md.version(name)
@@ -99,11 +101,7 @@ if ! "$py" -c 'import mmcv, mmcv.ops; assert mmcv.__version__ == "2.1.0"' 2>/dev
   build_mmcv
 fi
 echo "[install] OpenMMLab, diffusers, kornia, cityscapesscripts and the plugin"
-# The packages that change a run's numbers are pinned at the versions the result tables were
-# made with (their environment line, docs/method.md 8.3), so a fresh install reproduces them.
-pip install -q mmengine==0.10.7 mmsegmentation==1.2.2 diffusers==0.42.1 kornia==0.9.0 \
-  numpy==2.4.6 opencv-python==5.0.0.93 pillow==13.0.0 cityscapesscripts ftfy regex pytest tqdm \
-  matplotlib
+pip install -q -r "$root/scripts/requirements.txt"
 pip install -q --no-build-isolation --no-deps -e .
 check
 echo "[install] done ($py)"

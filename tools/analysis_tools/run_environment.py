@@ -1,5 +1,6 @@
 """What a results table was made with: the packages whose versions change the numbers, the
-CPU and the instruction set of the kernels of torch, numpy and OpenCV, and a fingerprint of the generated benchmark.
+CPU, the instruction set of the kernels of torch, numpy and OpenCV, and a fingerprint of the
+generated benchmark.
 
 Training on the CPU is deterministic for one machine and one install, not across installs
 (docs/method.md 8.3): another version of an unpinned package, or another CPU's kernels, can

@@ -227,12 +227,13 @@ def reusable_run(method: str, seed: int, args):
             osp.isfile(osp.join(ROOT, run_dir(method, seed, args), 'test', 'metrics.json'))
             and not args.fresh):
         return None
+    environment = current_environment()
     for path in args.reuse_report:
         with open(osp.join(ROOT, path)) as f:
             report = json.load(f)
         same = (report.get('configs', {}).get(method) == METHODS[method]
                 and report.get('iters') == args.iters
-                and same_environment(report.get('environment'), current_environment())
+                and same_environment(report.get('environment'), environment)
                 and (report.get('settings') or {}).get(method) == method_digest(method, args))
         run = report.get('runs', {}).get(method, {}).get(str(seed))
         if same and run is not None:
