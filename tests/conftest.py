@@ -1,4 +1,6 @@
 """Shared fixtures."""
+import shutil
+
 import pytest
 import torch
 
@@ -28,3 +30,23 @@ def synthetic_benchmark(tmp_path_factory) -> BenchmarkPaths:
     root = tmp_path_factory.mktemp('synthetic_benchmark')
     return generate_benchmark(str(root), num_source=12, num_target_train=8, num_target_val=4,
                               seed=0)
+
+
+@pytest.fixture
+def bench(tmp_path, synthetic_benchmark):
+    """A copy of the converted synthetic benchmark (GTA5 and Cityscapes layouts) under
+    ``tmp_path / 'D'``, for a test to change."""
+    root = tmp_path / 'D'
+    shutil.copytree(synthetic_benchmark.root, root)
+    return root
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """The notes the datasets and converters log (each once per process), collected in a
+    list."""
+    from mmseg_iccld.datasets import validation
+    logged = []
+    monkeypatch.setattr(validation, '_NOTED', set())
+    monkeypatch.setattr(validation, 'print_log', lambda msg, **kw: logged.append(msg))
+    return logged

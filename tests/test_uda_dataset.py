@@ -156,13 +156,23 @@ def test_rcs_error_messages(roots):
     assert str(src / 'sample_class_stats.json') in str(err.value)
     assert 'tools/convert_datasets/gta.py' in str(err.value)
 
-    write_stats(src, [{'file': 'lbl/s0_labelTrainIds.png', '0': 48},
-                      {'file': 'lbl/zz_labelTrainIds.png', '1': 48}])
+    counted = [{'file': f'lbl/s{k}_labelTrainIds.png', '0': 24, '1': 24} for k in range(3)]
+    write_stats(src, counted[:1] + [{'file': 'lbl/zz_labelTrainIds.png', '1': 48}])
+    with pytest.raises(ValueError, match=r"sample_class_stats\.json does not match the source "
+                                         r"dataset: 2 of the 3 source label\(s\) are not "
+                                         r"counted in it, e\.g\. 's1_labelTrainIds\.png'.*; it "
+                                         r"counts 1 label\(s\) that no source sample has, "
+                                         r"e\.g\. 'zz_labelTrainIds\.png'"):
+        DATASETS.build(cfg)
+
+    write_stats(src, counted + [{'file': 'lbl/zz_labelTrainIds.png', '1': 48}])
+    (src / 'sample_class_stats.json').write_text(json.dumps(counted))
     with pytest.raises(ValueError, match=r"samples_with_class\.json: 1 label file\(s\) of "
                                          r"class 1 match no sample.*'zz_labelTrainIds\.png'"):
         DATASETS.build(cfg)
 
-    write_stats(src, [{'file': 'lbl/s0_labelTrainIds.png', '0': 48, '1': 2}])
+    write_stats(src, [{'file': f'lbl/s{k}_labelTrainIds.png', '0': 48, '1': 2}
+                      for k in range(3)])
     with pytest.raises(ValueError, match='class 1 has no image with more than 3 pixels'):
         DATASETS.build(cfg)
 

@@ -61,18 +61,14 @@ def _convert(dataset: str, root: str, samples: List[Sample], unpaired: List[Reje
     rejected = unpaired + [Rejected(s.image, s.label, r.problems)
                            for s, r in zip(samples, results) if r.problems]
     problems = list(fatal) + [p for r in rejected for p in r.reasons]
-    if problems and not options['skip_invalid']:
-        raise ConversionError(dataset, problems,
-                              f'fix them, or convert the other samples with {SKIP_OPTION} '
-                              f'(which lists each skipped file and why in '
-                              f'{osp.join(root, REPORT_FILE)})')
-    fatal = list(fatal) + [
+    unskippable = list(fatal) + [
         p for r in rejected
         if any((r.image or r.label).startswith(folder + os.sep) for folder in protected)
         for p in r.reasons]
-    if fatal:
-        raise ConversionError(dataset, fatal, f'{SKIP_OPTION} does not skip these (an empty '
-                              f'split, or a sample of a split that is evaluated on); fix them')
+    if problems and not options['skip_invalid']:
+        raise ConversionError(dataset, problems, _advice(problems, unskippable, root))
+    if unskippable:
+        raise ConversionError(dataset, unskippable, _advice(unskippable, unskippable, root))
     stats = [r.stats for r in results if r.stats is not None]
     if not stats:
         raise ConversionError(dataset, problems, 'no sample passed the checks')
@@ -82,6 +78,24 @@ def _convert(dataset: str, root: str, samples: List[Sample], unpaired: List[Reje
                         if r.stats is not None and r.unknown_pixels},
         not_rgb={s.image: r.image_mode for s, r in zip(samples, results)
                  if r.image_mode not in (None, 'RGB')})
+
+
+def _advice(problems: Sequence[str], unskippable: Sequence[str], root: str) -> str:
+    """What to do about ``problems``: ``--skip-invalid`` is advised only when it skips them all.
+
+    Args:
+        problems: The problems listed.
+        unskippable: Those of them ``--skip-invalid`` does not skip (an empty split, a
+            sample of a split that is evaluated on).
+        root: Dataset root, where the report of skipped files goes.
+    """
+    why = 'an empty split, or a sample of a split that is evaluated on'
+    if not unskippable:
+        return (f'fix them, or convert the other samples with {SKIP_OPTION} (which lists each '
+                f'skipped file and why in {osp.join(root, REPORT_FILE)})')
+    if len(unskippable) == len(problems):
+        return f'{SKIP_OPTION} does not skip these ({why}); fix them'
+    return f'fix them; {SKIP_OPTION} does not skip {len(unskippable)} of them ({why})'
 
 
 def _finish(result: ConversionResult, stats: Optional[List[dict]], options: dict) -> None:

@@ -42,11 +42,12 @@ class ConvertedSourceDataset(BaseSegDataset):
         """List image/label pairs, failing with a clear message on a broken layout.
 
         Returns:
-            mmseg data infos, sorted by image path.
+            mmseg data infos, in the split file's order, or sorted by image path.
 
         Raises:
             FileNotFoundError: When a folder is missing, no image is found, or an image has
                 no converted label.
+            SplitFileError: When the split file (``ann_file``) does not exist or names no
+                image.
         """
-        return checked_data_list(self, BaseSegDataset.load_data_list, self.LAYOUT,
-                                 self.CONVERTER)
+        return checked_data_list(self, self.LAYOUT, self.CONVERTER)

@@ -164,6 +164,43 @@ def candidates_per_class(samples_with_class: Dict[str, list],
     return candidates
 
 
+def check_stats_match(sample_class_stats: Sequence[dict], label_paths: Sequence[str],
+                      path: str, rerun: str) -> None:
+    """Raise when the statistics do not count exactly the labels of the source dataset.
+
+    Rare class sampling draws only the images the statistics name: an image added to the
+    dataset after the converter wrote them would silently never be trained on, and the
+    pixels of one removed since would still weigh in the class frequencies. Labels are
+    matched by :func:`label_key`.
+
+    Args:
+        sample_class_stats: Content of ``sample_class_stats.json`` (a list of dicts, as
+            :func:`class_frequencies` checked).
+        label_paths: The label path of every sample of the source dataset.
+        path: The statistics file, for the message.
+        rerun: The command that rewrites the statistics, for the message.
+
+    Raises:
+        ValueError: One line: how many labels differ each way, an example of each, and
+            ``rerun``.
+    """
+    counted = {label_key(entry.get('file', '')) for entry in sample_class_stats}
+    present = {label_key(p) for p in label_paths}
+    uncounted, gone = sorted(present - counted), sorted(counted - present)
+    if not (uncounted or gone):
+        return
+    parts = []
+    if uncounted:
+        parts.append(f'{len(uncounted)} of the {len(present)} source label(s) are not counted '
+                     f'in it, e.g. {uncounted[0]!r}, so rare class sampling would never draw '
+                     f'them')
+    if gone:
+        parts.append(f'it counts {len(gone)} label(s) that no source sample has, e.g. '
+                     f'{gone[0]!r}')
+    raise ValueError(f'{path} does not match the source dataset: {"; ".join(parts)}. The '
+                     f'files changed after the class statistics were written; rerun {rerun}')
+
+
 def label_key(path: str) -> str:
     """The key matching a statistics entry to a dataset sample: the label's base name.
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from .class_stats import class_stats
 from .conversion_report import UNKNOWN_IDS_OPTION, Rejected
+from .folder_walk import list_files
 from .label_readers import READERS
 from .label_tables import CITYSCAPES_TABLE, GTA5_TABLE, SYNTHIA_TABLE, LabelTable
 from .validation import DataFileError, check_file_complete, check_same_size, read_image_header
@@ -54,18 +55,10 @@ class SampleResult:
 
 
 def _list_files(folder: str, suffix: str, exclude_suffix: Optional[str]) -> Dict[str, str]:
-    """Files under ``folder`` (recursively) ending with ``suffix``, keyed by their relative
-    path without the suffix."""
-    files = {}
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            if not name.endswith(suffix):
-                continue
-            if exclude_suffix and name.endswith(exclude_suffix):
-                continue
-            path = osp.join(dirpath, name)
-            files[osp.relpath(path, folder)[:-len(suffix)]] = path
-    return files
+    """Files under ``folder`` (as :func:`list_files` lists them) ending with ``suffix`` but not
+    ``exclude_suffix``, keyed by their relative path without the suffix."""
+    return {rel[:-len(suffix)]: osp.join(folder, rel) for rel in list_files(folder, suffix)
+            if not (exclude_suffix and rel.endswith(exclude_suffix))}
 
 
 def pair_files(image_dir: str, label_dir: str, image_suffix: str, label_suffix: str,
@@ -73,7 +66,9 @@ def pair_files(image_dir: str, label_dir: str, image_suffix: str, label_suffix: 
     """Pair images with raw labels by their relative path and name.
 
     Already converted ``*_labelTrainIds.png`` files are never taken for raw labels; files
-    with other suffixes are not looked at.
+    with other suffixes are not looked at; hidden files (macOS ``._*``) and symlink loops
+    are left out with a note (:mod:`mmseg_iccld.datasets.folder_walk`), as the datasets
+    leave them out.
 
     Args:
         image_dir: Image folder.

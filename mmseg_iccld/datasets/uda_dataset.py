@@ -14,7 +14,9 @@ rare classes are seen often; see :mod:`mmseg_iccld.datasets.rare_class_sampling`
 What training reads is checked when the dataset is built: every source image and label and
 every target image must exist. Target labels are never trained on; a missing one is counted in
 a note and its sample loads without ``gt_sem_seg`` (:class:`SkipMissingLabel`). Samples that a
-converter skipped (``conversion_report.json``) are left out of both datasets.
+converter skipped (``conversion_report.json``) are left out of both datasets. With rare class
+sampling, the class statistics must count exactly the source labels: a label added after the
+converter wrote them would never be drawn, so a difference either way stops the build.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Union
@@ -24,9 +26,9 @@ from mmengine.dataset import BaseDataset
 
 from mmseg.registry import DATASETS
 from .listing import (check_training_files, full_init_listed, leave_out_skipped,
-                      make_labels_optional)
+                      make_labels_optional, use_checked_listing)
 from .rare_class_sampling import (SAMPLE_CLASS_STATS_FILE, SAMPLES_WITH_CLASS_FILE,
-                                  candidates_per_class, class_frequencies,
+                                  candidates_per_class, check_stats_match, class_frequencies,
                                   class_probabilities, label_key, load_stats_file)
 
 # DAFormer redraws the crop at most this many times before keeping the last one.
@@ -137,12 +139,14 @@ class UDADataset:
         if isinstance(dataset, dict):
             cls = dataset.get('type')
             cls = DATASETS.get(cls) if isinstance(cls, str) else cls
-            if not (isinstance(cls, type) and issubclass(cls, BaseDataset)) or \
-                    dataset.get('lazy_init'):
+            if not (isinstance(cls, type) and issubclass(cls, BaseDataset)):
                 return DATASETS.build(dataset)
-            # Listed here, so that an empty or missing image folder is named.
+            # Listed here, with the project's listing, so that an empty or missing image
+            # folder or split file is named and a symlink loop is skipped.
             built = DATASETS.build(dict(dataset, lazy_init=True))
-            full_init_listed(built, role)
+            use_checked_listing(built)
+            if not dataset.get('lazy_init'):
+                full_init_listed(built, role)
             return built
         if hasattr(dataset, '__getitem__') and hasattr(dataset, 'metainfo'):
             return dataset
@@ -175,8 +179,15 @@ class UDADataset:
         stats_path = osp.join(data_root, SAMPLE_CLASS_STATS_FILE)
         with_class_path = osp.join(data_root, SAMPLES_WITH_CLASS_FILE)
         num_classes = len(self.source.metainfo['classes'])
-        freqs = class_frequencies(
-            load_stats_file(data_root, SAMPLE_CLASS_STATS_FILE), num_classes, stats_path)
+        stats = load_stats_file(data_root, SAMPLE_CLASS_STATS_FILE)
+        freqs = class_frequencies(stats, num_classes, stats_path)
+        self.full_init()
+        converter = getattr(self.source, 'CONVERTER', None)
+        check_stats_match(
+            stats, [self.source.get_data_info(i).get('seg_map_path', '')
+                    for i in range(len(self.source))], stats_path,
+            f'python {converter} {data_root}' if converter else
+            f'the dataset converter (tools/convert_datasets/) on {data_root}')
         self.rcs_classes, self.rcs_class_probs = class_probabilities(freqs, self.rcs_class_temp)
         names = candidates_per_class(
             load_stats_file(data_root, SAMPLES_WITH_CLASS_FILE), self.rcs_classes,

@@ -9,9 +9,11 @@ val), writes ``<name>_gtFine_labelTrainIds.png`` beside each label with cityscap
 id -> trainId table, and the class statistics of the train split into ``<root>``
 (``sample_class_stats.json``, ``sample_class_stats_dict.json``, ``samples_with_class.json``).
 Exits with status 1 and lists every problem when a check fails. ``--skip-invalid`` leaves out
-failing samples of the statistics split only (val is evaluated on and never loses a sample);
-``--unknown-ids-to-ignore`` maps unknown label ids to 255; both write
-``<root>/conversion_report.json``.
+failing samples of the statistics split only (val is evaluated on and never loses a sample),
+and is advised only for problems it skips; ``--unknown-ids-to-ignore`` maps unknown label ids
+to 255; both write ``<root>/conversion_report.json``. Hidden files (the ``._*`` metadata files
+macOS writes when copying) and symlink loops are ignored with a note, as the datasets ignore
+them (see ``mmseg_iccld/datasets/folder_walk.py``).
 """
 import argparse
 import sys
