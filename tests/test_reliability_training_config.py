@@ -1,5 +1,6 @@
-"""The config check of tools/train.py: every config of the repository passes; misspelt keys
-are found through **kwargs chains; where **kwargs cannot be followed nothing is flagged."""
+"""The config check of tools/train.py: every config of the repository passes (its keys and its
+values); misspelt keys are found through **kwargs chains; where **kwargs cannot be followed
+nothing is flagged."""
 import glob
 import os.path as osp
 
@@ -9,7 +10,8 @@ from mmengine.hooks import CheckpointHook, EMAHook, Hook
 
 import mmseg_iccld  # noqa: F401
 from mmseg_iccld.engine.config_check import (ConfigKeyError, check_config,
-                                             find_config_problems, runner_keys)
+                                             find_config_problems, find_value_problems,
+                                             runner_keys)
 from mmseg_iccld.engine.signatures import accepted_keywords
 from mmseg_iccld.models.decode_heads.daformer_head import DAFormerHead
 from mmseg_iccld.models.uda.iccld_uda import ICCLDUDA
@@ -21,7 +23,9 @@ CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=Tr
 def test_every_config_of_the_repository_passes():
     assert len(CONFIGS) > 20
     for path in CONFIGS:
-        assert find_config_problems(Config.fromfile(path)) == [], path
+        cfg = Config.fromfile(path)
+        assert find_config_problems(cfg) == [], path
+        assert find_value_problems(cfg) == [], path
 
 
 def test_misspelt_keys_anywhere_in_a_uda_config_are_named():

@@ -12,9 +12,13 @@ fails at the first save, ``train_cfgg`` or ``load_form`` is silently ignored.
   ``default_hooks`` and ``custom_hooks``, ``optim_wrapper`` (the wrapper and its optimizer,
   also per child of ``MultiOptimWrapperConstructor``), the loops of ``train_cfg``,
   ``val_cfg`` and ``test_cfg``, and ``param_scheduler`` with the arguments their classes
-  accept (:func:`~mmseg_iccld.engine.signatures.accepted_keywords`).
+  accept (:func:`~mmseg_iccld.engine.signatures.accepted_keywords`);
+- ``paramwise_cfg`` and the dataloaders (with their datasets, samplers and functions) with
+  what their builders read (:mod:`.config_keys`).
 
 Every problem is named with its dotted key and the nearest valid name, all in one line.
+Once the keys are right, the same walk finds the values that cannot work
+(:mod:`.config_values`, :mod:`.config_classes`), also in one line.
 """
 import ast
 import difflib
@@ -22,10 +26,14 @@ import glob
 import inspect
 import os.path as osp
 import re
-from typing import Iterable, List, Optional, Set
+from typing import Iterable, List, Set
 
 from mmengine import registry as mmengine_registry
 
+from .config_classes import class_count_problems
+from .config_files import config_files
+from .config_keys import check_dataloader, check_paramwise
+from .config_values import ConfigValueError, argument_problems, schedule_problems
 from .signatures import accepted_keywords
 
 # config keys mmengine, mmseg's tools and this project read besides Runner's arguments
@@ -35,6 +43,8 @@ EXTRA_TOP_LEVEL_KEYS = frozenset({
     'tta_model', 'tta_pipeline', 'load_strict'})
 # keys mmengine consumes itself before calling the class
 _BUILD_KEYS = frozenset({'type', '_scope_'})
+# registries mmengine's runner reads as they are, not those of the config's scope
+_UNSCOPED = frozenset({'FUNCTIONS'})
 _CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 _BASE_TEMPLATE = re.compile(r'\{\{\s*_base_\.(\w+)')
 
@@ -72,36 +82,10 @@ def repository_config_keys(folder: str = _CONFIGS) -> Set[str]:
     return names
 
 
-def _config_files(path: str, seen: Optional[Set[str]] = None) -> List[str]:
-    """``path`` and the local files of its ``_base_`` chain."""
-    seen = set() if seen is None else seen
-    path = osp.abspath(path)
-    if path in seen or not osp.isfile(path):
-        return []
-    seen.add(path)
-    files = [path]
-    try:
-        with open(path) as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return files
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
-            try:
-                bases = ast.literal_eval(node.value)
-            except (ValueError, TypeError, SyntaxError):
-                continue
-            for base in [bases] if isinstance(bases, str) else list(bases):
-                if isinstance(base, str) and '::' not in base:
-                    files += _config_files(osp.join(osp.dirname(path), base), seen)
-    return files
-
-
 def used_names(path: str) -> Set[str]:
     """The names the config at ``path`` and its ``_base_`` files read: helper variables."""
     names = set()
-    for file in _config_files(path):
+    for file in config_files(path):
         try:
             with open(file) as f:
                 text = f.read()
@@ -128,7 +112,8 @@ class _Checker:
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
-        self.problems: List[str] = []
+        self.problems: List[str] = []  # misspelt keys
+        self.values: List[str] = []  # values of a type their class cannot take
 
     def resolve(self, kind: str, name):
         """The class ``name`` stands for in the registry ``kind``, or None."""
@@ -136,6 +121,8 @@ class _Checker:
             return name if callable(name) else None
         registry = getattr(mmengine_registry, kind)
         try:
+            if kind in _UNSCOPED:
+                return registry.get(name)
             with registry.switch_scope_and_registry(self.scope) as scoped:
                 return scoped.get(name)
         except (KeyError, ImportError, TypeError):
@@ -149,11 +136,11 @@ class _Checker:
         target = self.resolve(kind, cfg.get('type', default_type))
         accepted = accepted_keywords(target) if target is not None else None
         if accepted is not None:
-            valid = accepted | set(extra)
-            for key in cfg:
-                if key not in valid and key not in _BUILD_KEYS:
-                    self.problems.append(f'{where}.{key} is not an argument of '
-                                         f'{target.__name__}{_hint(key, valid)}')
+            self.unknown(cfg, accepted | set(extra), where,
+                         f'an argument of {target.__name__}')
+        if target is not None:
+            self.values += argument_problems(
+                {k: v for k, v in cfg.items() if k not in _BUILD_KEYS}, where, target)
         if recurse:
             for key, value in cfg.items():
                 if key.endswith('_cfg') or key in _BUILD_KEYS:
@@ -163,6 +150,13 @@ class _Checker:
                     if isinstance(item, dict) and 'type' in item:
                         suffix = f'.{i}' if isinstance(value, (list, tuple)) else ''
                         self.typed(item, f'{where}.{key}{suffix}', kind, recurse=True)
+
+    def unknown(self, cfg: dict, valid: Iterable[str], where: str, what: str) -> None:
+        """Name each key of ``cfg`` outside ``valid``: ``WHERE.KEY is not WHAT (hint)``."""
+        valid = set(valid)
+        for key in cfg:
+            if key not in valid and key not in _BUILD_KEYS:
+                self.problems.append(f'{where}.{key} is not {what}{_hint(str(key), valid)}')
 
     def optim_wrapper(self, cfg, where: str) -> None:
         if not isinstance(cfg, dict):
@@ -175,7 +169,11 @@ class _Checker:
         elif constructor == 'DefaultOptimWrapperConstructor':
             self.typed(cfg, where, 'OPTIM_WRAPPERS', default_type='OptimWrapper',
                        extra=('constructor', 'paramwise_cfg'))
-            self.typed(cfg.get('optimizer'), f'{where}.optimizer', 'OPTIMIZERS')
+            optimizer = cfg.get('optimizer')
+            self.typed(optimizer, f'{where}.optimizer', 'OPTIMIZERS')
+            check_paramwise(self, cfg.get('paramwise_cfg'), f'{where}.paramwise_cfg',
+                            self.resolve('OPTIMIZERS', optimizer.get('type'))
+                            if isinstance(optimizer, dict) else None)
 
     def loop(self, cfg, where: str, default_type: str, extra=()) -> None:
         if isinstance(cfg, dict):
@@ -194,16 +192,8 @@ class _Checker:
                        extra=('convert_to_iter_based', ))
 
 
-def find_config_problems(cfg) -> List[str]:
-    """Every misspelt key of ``cfg`` (an mmengine ``Config``), as phrases.
-
-    Args:
-        cfg: The merged config (``--cfg-options`` applied).
-
-    Returns:
-        Phrases such as ``'train_cfg.max_iter is not an argument of IterBasedTrainLoop (did
-        you mean max_iters?)'``; empty when every key is known.
-    """
+def _check(cfg) -> _Checker:
+    """Walk every section of ``cfg`` the check knows; the checker holds what it found."""
     checker = _Checker(cfg.get('default_scope', None) or 'mmengine')
     known = runner_keys() | repository_config_keys()
     filename = getattr(cfg, 'filename', None)
@@ -229,11 +219,38 @@ def find_config_problems(cfg) -> List[str]:
     checker.loop(cfg.get('test_cfg'), 'test_cfg', 'TestLoop')
     if cfg.get('param_scheduler') is not None:
         checker.schedulers(cfg.get('param_scheduler'), 'param_scheduler')
-    return checker.problems
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        check_dataloader(checker, cfg.get(name), name)
+    return checker
+
+
+def find_config_problems(cfg) -> List[str]:
+    """Every misspelt key of ``cfg`` (an mmengine ``Config``), as phrases.
+
+    Args:
+        cfg: The merged config (``--cfg-options`` applied).
+
+    Returns:
+        Phrases such as ``'train_cfg.max_iter is not an argument of IterBasedTrainLoop (did
+        you mean max_iters?)'``; empty when every key is known.
+    """
+    return _check(cfg).problems
+
+
+def find_value_problems(cfg) -> List[str]:
+    """Every value of ``cfg`` that cannot work (:mod:`.config_values`,
+    :mod:`.config_classes`), as phrases; meaningful once its keys are right."""
+    return _value_problems(cfg, _check(cfg))
+
+
+def _value_problems(cfg, checker: _Checker) -> List[str]:
+    return checker.values + schedule_problems(cfg, checker.resolve) + \
+        class_count_problems(cfg, checker.resolve)
 
 
 def check_config(cfg, config: str) -> None:
-    """Raise one line naming every misspelt key of ``cfg``, before anything is built.
+    """Raise one line naming every misspelt key of ``cfg``, else every value that cannot
+    work, before anything is built.
 
     Args:
         cfg: The merged config.
@@ -241,7 +258,11 @@ def check_config(cfg, config: str) -> None:
 
     Raises:
         ConfigKeyError: ``config CONFIG: train_cfg.max_iter is not an argument of ...``.
+        ConfigValueError: ``config CONFIG: train_cfg.max_iters is 'abc', not an int ...``.
     """
-    problems = find_config_problems(cfg)
+    checker = _check(cfg)
+    if checker.problems:
+        raise ConfigKeyError(f'config {config}: {"; ".join(checker.problems)}')
+    problems = _value_problems(cfg, checker)
     if problems:
-        raise ConfigKeyError(f'config {config}: {"; ".join(problems)}')
+        raise ConfigValueError(f'config {config}: {"; ".join(problems)}')

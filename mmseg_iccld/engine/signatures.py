@@ -16,12 +16,14 @@ the source of each ``__init__``:
   :func:`kwargs_targets` says where the keys end up.
 
 An unknown answer is None: the caller then accepts any key rather than guess.
+:func:`declared_parameters` gives the ``inspect.Parameter`` of each name met along the same
+chain, whose annotation and default say what type of value the argument takes.
 """
 import ast
 import functools
 import inspect
 import textwrap
-from typing import Callable, Dict, FrozenSet, Optional, Set
+from typing import Callable, Dict, FrozenSet, Optional, Set, Tuple
 
 import torch.nn as nn
 
@@ -29,6 +31,7 @@ import torch.nn as nn
 _NO_KEYWORDS = (object.__init__, nn.Module.__init__)
 _READ_METHODS = ('get', 'pop', 'setdefault')
 _HARMLESS_METHODS = ('update', 'keys', 'items', 'values', 'copy')
+Parameters = Dict[str, inspect.Parameter]
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,9 +49,9 @@ def _parameters(function: Callable) -> Optional[inspect.Signature]:
         return None
 
 
-def _named(signature: inspect.Signature, skip_first: bool) -> Set[str]:
+def _named(signature: inspect.Signature, skip_first: bool) -> Dict[str, inspect.Parameter]:
     parameters = list(signature.parameters.values())[1 if skip_first else 0:]
-    return {p.name for p in parameters
+    return {p.name: p for p in parameters
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
@@ -132,38 +135,53 @@ def _kwargs_uses(init: Callable, name: str) -> Optional[_KwargsUses]:
     return uses
 
 
-def _class_keywords(cls: type) -> Optional[FrozenSet[str]]:
+@functools.lru_cache(maxsize=None)
+def _class_chain(cls: type) -> Tuple[Optional[FrozenSet[str]], Parameters]:
+    """The names ``cls(...)`` accepts (None: unknown) and the parameters seen on the way.
+
+    The parameters are those of the ``__init__`` chain as far as it could be followed, the
+    first definition of a name winning (a subclass's ``interval: int`` over its base's).
+    """
     mro = cls.__mro__
     names: Set[str] = set()
+    parameters: Parameters = {}
+
+    def seen(found: Parameters) -> None:
+        names.update(found)
+        for name, parameter in found.items():
+            parameters.setdefault(name, parameter)
+
     start = 0
     while True:
         owner = next((c for c in mro[start:] if '__init__' in vars(c)), object)
         init = vars(owner).get('__init__', object.__init__)
         if init in _NO_KEYWORDS:
-            return frozenset(names)
+            return frozenset(names), parameters
         signature = _parameters(init)
         if signature is None:
-            return None
-        names |= _named(signature, skip_first=True)
+            return None, parameters
+        seen(_named(signature, skip_first=True))
         var_keyword = _var_keyword(signature)
         if var_keyword is None:
-            return frozenset(names)
+            return frozenset(names), parameters
         if owner in kwargs_targets():
             target = _parameters(kwargs_targets()[owner])
-            if target is None or _var_keyword(target) is not None:
-                return None
-            return frozenset(names | _named(target, skip_first=True))
+            if target is None:
+                return None, parameters
+            seen(_named(target, skip_first=True))
+            return (None if _var_keyword(target) is not None else frozenset(names)), parameters
         uses = _kwargs_uses(init, var_keyword)
         if uses is None or uses.unresolved:
-            return None
+            return None, parameters
         names |= uses.keys
         for base in uses.forwards_to:
-            accepted = accepted_keywords(base)
+            accepted, found = _class_chain(base)
+            seen(found)
             if accepted is None:
-                return None
+                return None, parameters
             names |= accepted
         if not uses.forwards_to_super:
-            return frozenset(names)
+            return frozenset(names), parameters
         start = mro.index(owner) + 1
 
 
@@ -178,8 +196,26 @@ def accepted_keywords(target: Callable) -> Optional[FrozenSet[str]]:
         The names, or None when some ``**kwargs`` goes where it cannot be followed.
     """
     if inspect.isclass(target):
-        return _class_keywords(target)
+        return _class_chain(target)[0]
     signature = _parameters(target)
     if signature is None or _var_keyword(signature) is not None:
         return None
     return frozenset(_named(signature, skip_first=False))
+
+
+@functools.lru_cache(maxsize=None)
+def declared_parameters(target: Callable) -> Parameters:
+    """The named parameters of ``target``'s ``__init__`` chain (or of the function ``target``),
+    as far as :func:`accepted_keywords` can follow it: their annotations and defaults say
+    which type each argument takes.
+
+    Args:
+        target: A class or a function.
+
+    Returns:
+        ``{name: inspect.Parameter}``; empty when no signature can be read.
+    """
+    if inspect.isclass(target):
+        return dict(_class_chain(target)[1])
+    signature = _parameters(target)
+    return {} if signature is None else _named(signature, skip_first=False)
