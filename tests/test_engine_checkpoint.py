@@ -169,13 +169,13 @@ def test_a_kill_during_a_save_leaves_no_half_file_under_the_checkpoints_name(
         tmp_path, monkeypatch):
     import mmengine.fileio.backends.local_backend as local_backend
 
-    import mmseg_iccld.engine.checkpoint as engine_checkpoint
+    import mmseg_iccld.engine.local_backend as engine_backend
     work_dir = tmp_path / 'a'
     runner = _runner(work_dir, max_iters=2)
     runner.train()
     saved = (work_dir / 'iter_2.pth').read_bytes()
     with monkeypatch.context() as patch:
-        for module in (local_backend, engine_checkpoint):
+        for module in (local_backend, engine_backend):
             patch.setattr(module, 'open', _dying_open, raising=False)
         for name in ('iter_2.pth', 'iter_4.pth'):  # over an earlier one, and a new one
             with pytest.raises(_Killed):

@@ -137,7 +137,7 @@ def test_resuming_another_configs_checkpoint_is_one_line(work_dir, tmp_path, mon
                                                          capsys):
     config = write_config(tmp_path, name='two_optimizers', extra=TWO_OPTIMIZERS)
     status, _, err = run_train(monkeypatch, capsys, config, '--work-dir', str(work_dir),
-                               '--resume')
+                               '--resume', options=['train_cfg.max_iters=8'])
     assert status == 1
     assert err.splitlines()[0] == (
         f'error: CheckpointMismatchError: resume: {work_dir}/iter_6.pth is not a checkpoint '
@@ -151,7 +151,7 @@ def test_resuming_another_configs_checkpoint_is_one_line(work_dir, tmp_path, mon
     # the other way round, and another model
     status, _, err = run_train(monkeypatch, capsys, write_config(tmp_path), '--work-dir',
                                str(tmp_path / 'other'), '--resume', str(work_dir / 'iter_6.pth'),
-                               options=['model.out_features=2'])
+                               options=['model.out_features=2', 'train_cfg.max_iters=8'])
     assert status == 1
     assert err.splitlines()[0].endswith(
         'is not a checkpoint of the GuardedRegressor of this config: 2 shape mismatches '

@@ -63,6 +63,6 @@ def test_confusion_refuses_unmatched_or_malformed_predictions(maps):
     with pytest.raises(ValueError, match=r'labelTrainIds.png holds \[33\]: neither train ids'):
         confusion.confusion_matrix(pred_dir, index)
     with pytest.raises(FileNotFoundError, match='no \\*_leftImg8bit.png in'):
-        confusion.confusion_matrix(str(tmp_path), index)
+        confusion.confusion_matrix(str(tmp_path / 'gtFine'), index)
     with pytest.raises(NotADirectoryError, match='does not exist'):
         confusion.ground_truth_index(str(tmp_path / 'nowhere'))

@@ -200,6 +200,10 @@ def test_checkpoint_of_another_model_and_num_samples_without_iccld(
 # output names and output folders
 
 
+# the record of the files tools/infer.py wrote into its output folder
+RECORD = '.written_by_infer.jsonl'
+
+
 def files_below(folder) -> list:
     """Every file below ``folder`` (hidden ones too), as sorted relative paths."""
     return sorted(osp.relpath(osp.join(parent, name), folder)
@@ -218,8 +222,9 @@ def test_images_differing_only_in_extension_keep_both_outputs(infer_main, capsys
     assert ('note: 2 image(s) share their name with an image of another extension; their '
             'outputs keep it: frame.jpg.png, frame.png.png') in stdout
     assert f'3 image(s): masks, overlays, labels written to {out}' in stdout
-    assert files_below(out) == [f'{kind}/{name}' for kind in ('labels', 'masks', 'overlays')
-                                for name in ('frame.jpg.png', 'frame.png.png', 'sub/frame.png')]
+    assert files_below(out) == [RECORD] + [
+        f'{kind}/{name}' for kind in ('labels', 'masks', 'overlays')
+        for name in ('frame.jpg.png', 'frame.png.png', 'sub/frame.png')]
     # with opacity 0 an overlay is its own image
     for image, name in ((png, 'frame.png.png'), (jpg, 'frame.jpg.png')):
         expected = np.array(Image.open(image).convert('RGB')).astype(int)
@@ -248,7 +253,7 @@ def test_output_folder_inside_the_input_is_not_read_back(infer_main, capsys, che
     first = capsys.readouterr().out
     assert 'note: not read as input' not in first
     written = files_below(out)
-    assert written == ['labels/a.png', 'masks/a.png', 'overlays/a.png']
+    assert written == [RECORD, 'labels/a.png', 'masks/a.png', 'overlays/a.png']
     infer_main(args)
     second = capsys.readouterr().out
     assert (f'note: not read as input (the output of --out {out}): {out}/labels, {out}/masks, '
@@ -303,5 +308,5 @@ def test_a_result_file_that_cannot_be_written_is_one_line_naming_it(infer_main, 
                     str(out)) == f'error: OutputPathError: cannot write {out}/labels/a.png: ' \
                                  'Is a directory'
     # what was written before stays, complete; no partial file is left behind
-    assert files_below(out) == ['masks/a.png', 'overlays/a.png']
+    assert files_below(out) == [RECORD, 'masks/a.png', 'overlays/a.png']
     assert np.array(Image.open(out / 'masks' / 'a.png')).shape == (32, 64, 3)

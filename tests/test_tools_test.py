@@ -134,12 +134,20 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def predictions_below(pred_dir) -> list:
+    """The prediction files below ``pred_dir``, as sorted relative paths."""
+    return sorted(osp.relpath(p, pred_dir)
+                  for p in glob.glob(osp.join(pred_dir, '**', '*.png'), recursive=True))
+
+
 def confusion_iou(pred_dir: str, gt_root: str) -> np.ndarray:
-    """Per-class IoU (percent) from the written predictions and the train-id labels."""
+    """Per-class IoU (percent) from the written predictions and the train-id labels; each
+    prediction lies where its image lies below ``leftImg8bit/val`` (``<city>/<name>``)."""
     confusion = np.zeros((19, 19), dtype=np.int64)
-    for path in glob.glob(osp.join(pred_dir, '*.png')):
-        name = osp.basename(path).replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png')
-        (gt_path, ) = glob.glob(osp.join(gt_root, 'gtFine', 'val', '*', name))
+    for relative in predictions_below(pred_dir):
+        path = osp.join(pred_dir, relative)
+        gt_path = osp.join(gt_root, 'gtFine', 'val', relative.replace(
+            '_leftImg8bit.png', '_gtFine_labelTrainIds.png'))
         gt, pred = np.array(Image.open(gt_path)), np.array(Image.open(path))
         valid = gt != 255
         confusion += np.bincount(19 * gt[valid].astype(int) + pred[valid],
@@ -170,6 +178,10 @@ def test_table_matches_the_written_predictions_and_pictures_are_drawn(
     with open(tmp_path / 'work' / 'metrics.json') as f:
         metrics = json.load(f)
     assert metrics['images'] == 4
+    assert predictions_below(tmp_path / 'pred') == sorted(
+        osp.relpath(p, osp.join(synthetic_benchmark.cityscapes_root, 'leftImg8bit', 'val'))
+        for p in glob.glob(osp.join(synthetic_benchmark.cityscapes_root, 'leftImg8bit', 'val',
+                                    '*', '*.png')))
     assert f"metrics of 4 image(s) written to {tmp_path / 'work' / 'metrics.json'}" in result.stdout
     assert metrics['metrics']['mIoU'] == pytest.approx(float(row[1]), abs=1e-4)
     assert metrics['per_class_iou']['road'] == pytest.approx(written[0], abs=1e-4)

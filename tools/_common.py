@@ -49,13 +49,19 @@ def load_config(path: str, cfg_options=None):
 
     Returns:
         mmengine.Config: The merged config.
+
+    Raises:
+        ConfigBaseCycleError: When the ``_base_`` files name one another (mmengine would
+            recurse until ``RecursionError``).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist')
     from mmengine.config import Config
 
     import mmseg_iccld  # noqa: F401  (registers the plugin, as custom_imports would)
+    from mmseg_iccld.engine.config_files import check_base_chain
 
+    check_base_chain(path)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -73,6 +79,8 @@ def load_run_config(args):
     Returns:
         mmengine.Config: The merged config.
     """
+    from mmseg_iccld.engine.launcher import check_launcher
+    check_launcher(args.launcher)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
@@ -185,8 +193,9 @@ def load_checkpoint_file(path: str) -> object:
 
 
 def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
-    """Load a checkpoint file and its state dict (``module.`` prefixes of DDP removed, earlier
-    key names of ICCLD renamed).
+    """Load a checkpoint file and its state dict (a leading ``module.`` of DDP removed, as
+    mmengine's ``revise_keys`` does, and earlier key names of ICCLD renamed; DDP levels
+    further in are matched by :func:`sub_state_dict`).
 
     Args:
         path: Checkpoint file (an mmengine checkpoint or a bare state dict).
@@ -210,9 +219,25 @@ def read_checkpoint(path: str) -> Tuple[dict, Dict[str, object]]:
     return meta if isinstance(meta, dict) else {}, state
 
 
-def sub_state_dict(state: Dict[str, object], prefix: str) -> Dict[str, object]:
-    """The entries of ``state`` under ``prefix``, with the prefix removed."""
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+def sub_state_dict(state: Dict[str, object], prefix: str,
+                   expected: Dict[str, object]) -> Dict[str, object]:
+    """The weights under ``prefix`` of ``state`` for the network whose state dict is
+    ``expected``, keyed as in it.
+
+    A checkpoint of a distributed run names its weights after the DDP wrappers it had
+    (``module.model.x``, ``model.module.x``, ``teacher.module.module.x``); those levels are
+    matched away (``mmseg_iccld.engine.wrapped_keys``), so that every tool loads it as the
+    checkpoint of an undistributed run. Entries that match nothing keep their names, for
+    :func:`check_state_dict` to report.
+
+    Args:
+        state: The checkpoint's state dict (:func:`read_checkpoint`).
+        prefix: Where the network lies in an undistributed checkpoint (``'model.'``,
+            ``TEACHER_PREFIX``, or ``''`` for the whole model).
+        expected: The network's state dict.
+    """
+    from mmseg_iccld.engine.wrapped_keys import weights_for
+    return weights_for(state, expected, prefix)
 
 
 def check_state_dict(expected: Dict[str, object], state: Dict[str, object], checkpoint: str,

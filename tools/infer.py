@@ -18,7 +18,10 @@ its extension; images of one folder that differ only in their extension (``frame
 ``frame.jpg``) keep it instead, so that neither overwrites the other: ``masks/frame.png.png``
 and ``masks/frame.jpg.png``. Inputs whose names would still clash are refused, naming both.
 When DIR lies inside INPUT, the folders written here (DIR/masks, ...) are not read as input.
-Unwritable output folders are reported before the model is built.
+Unwritable output folders are reported before the model is built, and so is a file in DIR that
+a result would replace and that no earlier run of this tool wrote there (the files written
+are recorded in ``DIR/.written_by_infer.jsonl``): a rerun replaces its own results, never a
+dataset's labels.
 
 UDA configs (DACS, DAFormer, ICCLD) are run with the student, as tools/test.py evaluates them:
 only the student is built (no teacher, no frozen ImageNet backbone), and the checkpoint's
@@ -35,13 +38,12 @@ import os
 import os.path as osp
 import re
 import sys
-from collections import Counter
 from typing import List, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
 
 from tools._common import (check_output_folder, check_state_dict,  # noqa: E402
                            exit_on_user_error, explain_unknown_modules, load_config,
@@ -70,7 +72,7 @@ def parse_args(argv=None):
                         help='ICCLD noise draws (model.test_cfg.num_samples); > 1 writes '
                         'uncertainty maps')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity of overlays')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={})
     return parser.parse_args(argv)
 
 
@@ -106,35 +108,6 @@ def list_images(path: str, skip: Sequence[str] = ()) -> Tuple[List[str], str, Li
     if not images:
         raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {path}')
     return sorted(images, key=lambda p: _natural_key(osp.relpath(p, path))), path, sorted(skipped)
-
-
-def output_names(paths: Sequence[str], root: str) -> Tuple[List[str], List[str]]:
-    """The output name of each image: its path below ``root`` without the extension.
-
-    Images of one folder that differ only in their extension keep it (``frame.png`` and
-    ``frame.jpg`` are written as ``frame.png.png`` and ``frame.jpg.png``).
-
-    Args:
-        paths: Image files.
-        root: The folder names are relative to ('' for a single image).
-
-    Returns:
-        tuple: one name per image, all different; those of them that keep the extension.
-
-    Raises:
-        ValueError: Naming two images whose outputs would still be one file.
-    """
-    relative = [osp.relpath(p, root) if root else osp.basename(p) for p in paths]
-    stems = [osp.splitext(r)[0] for r in relative]
-    shared = Counter(stems)
-    names = [r if shared[s] > 1 else s for r, s in zip(relative, stems)]
-    owners = {}
-    for path, name in zip(paths, names):
-        if name in owners:
-            raise ValueError(f'images {owners[name]} and {path} would both be written as '
-                             f'{name}.png: rename one of them')
-        owners[name] = path
-    return names, [r for r, s in zip(relative, stems) if shared[s] > 1]
 
 
 def check_images(paths: Sequence[str], same_size: bool, reason: str) -> None:
@@ -213,7 +186,7 @@ def build_model(cfg, config: str, checkpoint: str, device: str):
         model = init_model(infer_cfg, checkpoint=None, device='cpu')
     # a UDA run's checkpoint also holds teacher.* and imnet_backbone.*; the student is model.*
     prefix = 'model.' if any(k.startswith('model.') for k in state) else ''
-    weights = sub_state_dict(state, prefix)
+    weights = sub_state_dict(state, prefix, model.state_dict())
     where = f" (its '{prefix}*' weights)" if prefix else ''
     check_state_dict(model.state_dict(), weights, checkpoint + where,
                      f'the {type(model).__name__} of {config}')
@@ -252,8 +225,16 @@ def set_num_samples(model, num_samples: int) -> None:
               'all draws are equal, and the uncertainty map is the entropy of one prediction')
 
 
+def output_files(out: str, names: Sequence[str]) -> List[str]:
+    """Every file a run may write for images of these output names (the uncertainty maps
+    too, which only ICCLD with several noise draws writes)."""
+    return [osp.join(out, kind, name + ext) for name in names
+            for kind, ext in (('masks', '.png'), ('overlays', '.png'), ('labels', '.png'),
+                              ('uncertainty', '.png'), ('uncertainty', '.npy'))]
+
+
 def save_outputs(path: str, name: str, out: str, result, palette: np.ndarray,
-                 opacity: float) -> None:
+                 opacity: float, record) -> None:
     """Write mask, overlay, label map and (when present) uncertainty of one image.
 
     Args:
@@ -263,7 +244,13 @@ def save_outputs(path: str, name: str, out: str, result, palette: np.ndarray,
         result: The prediction (``SegDataSample``).
         palette: ``(C, 3)`` uint8 colours.
         opacity: Weight of the mask in the overlay.
+        record: The ``OutputRecord`` of ``out``, which each file written is added to.
     """
+
+    def write(target: str, writer) -> None:
+        write_result_file(target, writer)
+        record.add(target)
+
     import mmcv
     from matplotlib import colormaps
     from PIL import Image
@@ -278,10 +265,10 @@ def save_outputs(path: str, name: str, out: str, result, palette: np.ndarray,
         scaled = np.clip(entropy / math.log(len(result.seg_logits.data)), 0, 1)
         outputs['uncertainty'] = Image.fromarray(
             (colormaps['magma'](scaled)[..., :3] * 255).round().astype(np.uint8))
-        write_result_file(osp.join(out, 'uncertainty', name + '.npy'),
-                          lambda target: np.save(target, entropy.astype(np.float32)))
+        write(osp.join(out, 'uncertainty', name + '.npy'),
+              lambda target: np.save(target, entropy.astype(np.float32)))
     for kind, picture in outputs.items():
-        write_result_file(osp.join(out, kind, name + '.png'), picture.save)
+        write(osp.join(out, kind, name + '.png'), picture.save)
 
 
 @exit_on_user_error
@@ -298,6 +285,7 @@ def main(argv=None):
     if skipped:
         print(f'note: not read as input (the output of --out {args.out}): '
               + ', '.join(skipped))
+    from mmseg_iccld.engine.prediction_files import output_names
     names, kept = output_names(paths, root)
     if kept:
         shown = ', '.join(f'{name}.png' for name in kept[:4]) + (', ...' if len(kept) > 4 else '')
@@ -309,6 +297,9 @@ def main(argv=None):
     else:
         check_images(paths, args.same_size, '--same-size requires one size')
     check_output_folder(args.out, '--out folder')
+    from mmseg_iccld.engine.output_record import OutputRecord
+    record = OutputRecord(args.out, 'tools/infer.py')
+    record.check(output_files(args.out, names))
     import torch
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise ValueError('--device cuda: no CUDA GPU is available')
@@ -326,7 +317,7 @@ def main(argv=None):
             batch = paths[start:start + args.batch_size]
             batch_names = names[start:start + args.batch_size]
             for path, name, result in zip(batch, batch_names, inference_model(model, batch)):
-                save_outputs(path, name, args.out, result, palette, args.opacity)
+                save_outputs(path, name, args.out, result, palette, args.opacity, record)
                 written_uncertainty |= 'uncertainty' in result
             progress.update(len(batch))
     kinds = 'masks, overlays, labels' + (', uncertainty' if written_uncertainty else '')

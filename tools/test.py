@@ -30,6 +30,10 @@ entropy is its uncertainty. ``metrics.json`` gets a section
 ``--uncertainty-samples`` is an error for models without ``test_cfg.num_samples`` and with
 ``--tta``.
 
+``--out DIR`` writes each prediction (train ids) as ``DIR/<image path below the image folder>``
+(``DIR/frankfurt/<name>_leftImg8bit.png``), never over a file an earlier run did not write.
+Checkpoints of distributed runs (DDP's ``module.`` levels in their keys) load as any other.
+
 A checkpoint whose weights do not fit the evaluated network (missing or unexpected keys,
 other shapes) is an error, where mmengine would only warn and evaluate a partly random model.
 So are, before the model runs, an output folder that cannot be written, an empty test split,
@@ -45,12 +49,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
 
 from tools._common import (TEACHER_PREFIX, check_output_folder,  # noqa: E402
                            check_state_dict, exit_on_user_error, explain_unknown_modules,
                            load_run_config, read_checkpoint, set_cpu_distributed_backend,
-                           student_prefix, sub_state_dict, write_result_text)
+                           student_prefix, sub_state_dict, write_result_file,
+                           write_result_text)
 from tools.split_check import check_test_split, count_images  # noqa: E402
 
 
@@ -78,7 +83,7 @@ def parse_args(argv=None):
         help='draw every N-th test image for --show/--show-dir (default: every image)')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        '--cfg-options', nargs='+', action=CfgOptionsAction, metavar='KEY=VALUE',
         help='override settings of the config')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -184,7 +189,7 @@ def tested_weights(runner, checkpoint: str, config: str, weights: str = 'student
         prefix = TEACHER_PREFIX
     what = f'the {type(network).__name__} of {config}' + (
         f" (the UDA {weights}, '{prefix}*' in checkpoints)" if prefix else '')
-    tested = sub_state_dict(state, prefix)
+    tested = sub_state_dict(state, prefix, network.state_dict())
     check_state_dict(network.state_dict(), tested, checkpoint, what)
     return tested
 
@@ -321,8 +326,9 @@ def main(argv=None):
     cfg = load_run_config(args)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    # the teacher's weights go into the student's network below, not through the runner
-    cfg.load_from = args.checkpoint if args.weights == 'student' else None
+    # the tested weights go into the network below, keyed as it names them, not through the
+    # runner (whose loader leaves keys of DDP-wrapped children unloaded)
+    cfg.load_from = None
     cfg.resume = False
     outputs = [(cfg.work_dir, 'work dir'), (args.out, '--out folder'),
                (args.show_dir, '--show-dir folder'),
@@ -337,9 +343,6 @@ def main(argv=None):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
     set_cpu_distributed_backend(cfg)
     from mmseg_iccld.evaluation.per_class_metric import (PER_CLASS_PREFIX,
                                                          use_per_class_metrics)
@@ -351,10 +354,12 @@ def main(argv=None):
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         weights = tested_weights(runner, args.checkpoint, args.config, args.weights)
         samples, network = uncertainty_samples(runner, args)  # the model, before the data
-        if args.weights == 'teacher':
-            network.load_state_dict(weights)
+        network.load_state_dict(weights)
         check_test_split(cfg.test_dataloader.dataset)
         images = count_images(runner.test_loop.dataloader.dataset)
+        if args.out is not None:
+            from mmseg_iccld.engine.prediction_files import add_prediction_files
+            add_prediction_files(runner, args.out, write_result_file)
         if samples > 1:
             add_uncertainty_metric(runner)
         metrics = runner.test()

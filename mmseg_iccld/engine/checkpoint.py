@@ -17,24 +17,20 @@ attribute of any object it can name (the builtins module through ``getattr.__sel
 A file the loader refuses, or cannot read (empty, truncated), raises one line naming the file
 and the reason (:class:`CheckpointReadError`).
 
-mmengine writes a checkpoint with ``open(path, 'wb')``: a kill during the write leaves a
-truncated file under the checkpoint's name, and ``last_checkpoint`` may already point at it.
-:class:`AtomicLocalBackend`, mmengine's local storage backend for every local path, writes to
-a hidden temporary name in the same folder and renames it into place once complete.
+Saves go through mmengine's storage backend, which ``local_backend`` replaces for local
+paths with one that writes a file whole or not at all.
 """
-import os
 import os.path as osp
 import pickle
 import re
-import uuid
 from typing import Optional
 
-import mmengine
 import numpy as np
 import torch
-from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from . import local_backend  # noqa: F401  (atomic saves of every local file)
 
 # numpy 2 pickles its internals under ``numpy._core``; checkpoints written with numpy 1 name
 # the same functions under ``numpy.core``.
@@ -164,51 +160,6 @@ def load_from_local(filename: str, map_location=None) -> dict:
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     return torch_load_checkpoint(filename, map_location=map_location)
-
-
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local storage backend, with ``put`` writing a file all at once or not at all.
-
-    The bytes go to a hidden file next to the target (``.NAME.<pid>.<random>.tmp``), are
-    flushed to disk, and the file is renamed onto the target: a reader (or a resume after a
-    kill) finds either the previous file or the complete new one. A kill during the write
-    leaves only the hidden temporary file.
-    """
-
-    def put(self, obj: bytes, filepath) -> None:
-        filepath = str(filepath)
-        folder = osp.dirname(filepath)
-        mmengine.mkdir_or_exist(folder or '.')
-        temporary = osp.join(folder, f'.{osp.basename(filepath)}.{os.getpid()}.'
-                             f'{uuid.uuid4().hex[:8]}.tmp')
-        try:
-            with open(temporary, 'xb') as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, filepath)
-        except BaseException:
-            if osp.exists(temporary):
-                os.remove(temporary)
-            raise
-        _sync_folder(folder or '.')
-
-
-def _sync_folder(folder: str) -> None:
-    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 def checkpoint_problem(filename: str) -> Optional[str]:

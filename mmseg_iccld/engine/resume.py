@@ -100,3 +100,34 @@ def choose_resume_checkpoint(work_dir: str,
                           f'newest checkpoint that loads')
         passed_over.append(f'{path} {problem}')
     raise ResumeError(f'--resume: no checkpoint in {where} loads: {"; ".join(passed_over)}')
+
+
+def check_resume_progress(checkpoint: str, train_cfg: dict) -> None:
+    """Raise when ``checkpoint`` has already trained as far as ``train_cfg`` asks.
+
+    mmengine resumes such a run, finds its loop finished, and exits 0 having trained nothing.
+
+    Args:
+        checkpoint: The checkpoint the run resumes from (it loads: see
+            :func:`choose_resume_checkpoint`).
+        train_cfg: The config's ``train_cfg`` (``max_iters``, or ``max_epochs`` with
+            ``by_epoch=True``).
+
+    Raises:
+        ResumeError: Naming the checkpoint's progress and the config's limit.
+    """
+    from .checkpoint import torch_load_checkpoint
+    key, limit = ('epoch', 'max_epochs') if train_cfg.get('by_epoch', False) or (
+        'max_epochs' in train_cfg and 'max_iters' not in train_cfg) else ('iter', 'max_iters')
+    wanted = train_cfg.get(limit)
+    if not isinstance(wanted, int) or isinstance(wanted, bool):
+        return  # a missing or ill-typed limit is the config check's to name
+    import zipfile
+    meta = torch_load_checkpoint(checkpoint, map_location='cpu',
+                                 mmap=zipfile.is_zipfile(checkpoint)).get('meta') or {}
+    done = meta.get(key)
+    if isinstance(done, int) and done >= wanted:
+        unit = 'epoch' if key == 'epoch' else 'iteration'
+        raise ResumeError(
+            f'--resume: {checkpoint} is at {unit} {done} and train_cfg.{limit} is {wanted}: '
+            f'nothing to train (raise train_cfg.{limit} above {done} to train on)')

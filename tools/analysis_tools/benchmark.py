@@ -35,7 +35,7 @@ from typing import Tuple
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
 
 from tools._common import exit_on_user_error, write_report  # noqa: E402
 from tools.analysis_tools.measure import (Entry, device_name, entry_label,  # noqa: E402
@@ -69,7 +69,7 @@ def parse_args(argv=None):
                         'real-size models on a CPU)')
     parser.add_argument('--test-size', type=int, nargs=2, metavar=('H', 'W'), default=None,
                         help='inference image size instead of the config\'s test resize')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='overrides applied to every config')
     parser.add_argument('--render', metavar='JSON', default=None,
                         help='only rewrite the markdown table of an earlier JSON report')

@@ -3,8 +3,10 @@
     python tools/analysis_tools/confusion.py PRED_DIR [PRED_DIR ...] --gt-dir GT_DIR --out PREFIX
 
 PRED_DIR holds label maps in train ids, as ``tools/test.py --out`` writes them
-(``<name>_leftImg8bit.png``); the ground truth of each is ``<name>_gtFine_labelTrainIds.png``
-anywhere under GT_DIR (Cityscapes' layout, e.g. ``data/synthetic/cityscapes/gtFine/val``).
+(``<city>/<name>_leftImg8bit.png``); the ground truth of each is
+``<city>/<name>_gtFine_labelTrainIds.png`` under GT_DIR (Cityscapes' layout, e.g.
+``data/synthetic/cityscapes/gtFine/val``), or a ``<name>_gtFine_labelTrainIds.png`` anywhere
+under it when the name is found only once.
 Pixels whose ground truth is 255 (ignored) are left out; any other value that is not a train
 id is an error. For every PRED_DIR and every class present in the ground truth the report
 gives its pixels, the pixels predicted as it, its recall and the classes its pixels went to
@@ -15,6 +17,7 @@ import argparse
 import glob
 import os.path as osp
 import sys
+from collections import Counter
 from typing import Dict, List
 
 import numpy as np
@@ -36,24 +39,35 @@ def class_names() -> List[str]:
 
 
 def ground_truth_index(gt_dir: str) -> Dict[str, str]:
-    """``<name>`` -> path of its ``<name>_gtFine_labelTrainIds.png`` under ``gt_dir``."""
+    """``<city>/<name>`` (the path below ``gt_dir``), and ``<name>`` where it is found once,
+    -> path of its ``<name>_gtFine_labelTrainIds.png`` under ``gt_dir``."""
     if not osp.isdir(gt_dir):
         raise NotADirectoryError(f'ground-truth folder {gt_dir} does not exist')
     paths = glob.glob(osp.join(gt_dir, '**', '*' + GT_SUFFIX), recursive=True)
     if not paths:
         raise FileNotFoundError(f'no *{GT_SUFFIX} under {gt_dir}')
-    return {osp.basename(p)[:-len(GT_SUFFIX)]: p for p in paths}
+    found = Counter(osp.basename(p) for p in paths)
+    index = {osp.basename(p)[:-len(GT_SUFFIX)]: p for p in paths if found[osp.basename(p)] == 1}
+    index.update({osp.relpath(p, gt_dir)[:-len(GT_SUFFIX)]: p for p in paths})
+    return index
+
+
+def prediction_files(pred_dir: str) -> List[str]:
+    """The ``*_leftImg8bit.png`` label maps below ``pred_dir``, sorted."""
+    return sorted(glob.glob(osp.join(pred_dir, '**', '*' + PRED_SUFFIX), recursive=True))
 
 
 def confusion_matrix(pred_dir: str, gt_index: Dict[str, str]) -> np.ndarray:
     """``(19, 19)`` pixel counts, row = ground-truth class, column = predicted class."""
-    preds = sorted(glob.glob(osp.join(pred_dir, '*' + PRED_SUFFIX)))
+    preds = prediction_files(pred_dir)
     if not preds:
         raise FileNotFoundError(f'no *{PRED_SUFFIX} in {pred_dir} (tools/test.py --out writes '
                                 'them)')
     matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     for pred_path in preds:
-        name = osp.basename(pred_path)[:-len(PRED_SUFFIX)]
+        name = osp.relpath(pred_path, pred_dir)[:-len(PRED_SUFFIX)]
+        if name not in gt_index:
+            name = osp.basename(name)
         if name not in gt_index:
             raise FileNotFoundError(f'{pred_path}: no {name}{GT_SUFFIX} in the ground truth')
         pred = np.asarray(Image.open(pred_path)).astype(np.int64)
@@ -134,7 +148,7 @@ def main(argv=None):
     runs = {}
     for pred_dir in args.pred_dirs:
         matrix = confusion_matrix(pred_dir, index)
-        images = len(glob.glob(osp.join(pred_dir, '*' + PRED_SUFFIX)))
+        images = len(prediction_files(pred_dir))
         runs[pred_dir] = dict(images=images, classes=summarise(matrix, names, args.top),
                               matrix=matrix.tolist())
     command = 'python tools/analysis_tools/confusion.py ' + ' '.join(

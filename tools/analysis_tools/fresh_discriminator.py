@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
-from mmengine.config import DictAction  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
 
 from tools._common import (CheckpointMismatchError, check_output_folder,  # noqa: E402
                            exit_on_user_error, load_checkpoint_file, load_config)
@@ -40,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument('out', help='where the new checkpoint is written')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed under which the discriminator is initialised')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default=None,
                         help='overrides of the config, as for tools/train.py')
     return parser.parse_args(argv)
 

@@ -51,7 +51,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
                            explain_unknown_modules, load_config, read_checkpoint,
-                           write_report)
+                           sub_state_dict, write_report)
 from tools.analysis_tools.probe_core import (CANDIDATES, SEG_COUNTS,  # noqa: E402
                                      discriminator_results, probe_batch, split_batches)
 
@@ -83,6 +83,7 @@ def build_model(config: str, checkpoint: str):
         raise ValueError(f'{config} does not build an ICCLD UDA model (ICCLDUDA), but '
                          f'{type(uda).__name__}')
     meta, state = read_checkpoint(checkpoint)
+    state = sub_state_dict(state, '', uda.state_dict())  # also of a distributed run
     check_state_dict(uda.state_dict(), state, checkpoint, f'{config} ({type(uda).__name__})')
     uda.load_state_dict(state, strict=True)
     stage = uda.student.current_phase

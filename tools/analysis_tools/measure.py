@@ -8,9 +8,10 @@ import time
 from typing import Tuple
 
 import torch
-from mmengine.config import DictAction
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 from tools._common import load_config
 
@@ -101,7 +102,7 @@ def split_entry(spec: str) -> Tuple[str, dict]:
             raise ValueError(f'benchmark entry {spec!r}: expected KEY=VALUE after "@", '
                              f'got {pair!r}')
         key, value = pair.split('=', 1)
-        overrides[key] = DictAction._parse_iterable(value)
+        overrides[key] = CfgOptionsAction._parse_iterable(value)
     return path, overrides
 
 

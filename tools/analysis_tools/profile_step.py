@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
 
 from tools._common import exit_on_user_error, write_report  # noqa: E402
 from tools.analysis_tools.measure import (Entry, device_name, make_train_batch,  # noqa: E402
@@ -83,7 +83,7 @@ def parse_args(argv=None):
     parser.add_argument('--crop', type=int, nargs=2, metavar=('H', 'W'), default=None)
     parser.add_argument('--test-size', type=int, nargs=2, default=None, help=argparse.SUPPRESS)
     parser.add_argument('--top', type=int, default=25, help='operators listed')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={})
     parser.add_argument('--out', default=None, help='output path without extension')
     parser.add_argument('--trace', action='store_true', help='also write a Chrome trace')
     return parser.parse_args(argv)

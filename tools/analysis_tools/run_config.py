@@ -13,7 +13,9 @@ import hashlib
 import json
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
+
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 from tools._common import load_config
 
@@ -28,7 +30,7 @@ def parse_options(options: list) -> dict:
     if not options:
         return {}
     parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     return parser.parse_args(['--cfg-options', *options]).cfg_options
 
 

@@ -16,9 +16,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
 
-from tools._common import exit_on_user_error, load_config  # noqa: E402
+from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
+                           load_config, read_checkpoint, sub_state_dict)
 
 
 def parse_args():
@@ -30,7 +31,7 @@ def parse_args():
                         help='ICCLD noise draws (uncertainty needs at least 2)')
     parser.add_argument('--out', default='predictions.png')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={})
     return parser.parse_args()
 
 
@@ -45,7 +46,6 @@ def colorize(label: np.ndarray, palette: np.ndarray, ignore_index: int = 255) ->
 def build(cfg, checkpoint: str, device: str):
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
 
     from mmseg.registry import DATASETS, MODELS
     if not osp.isfile(checkpoint):
@@ -53,7 +53,11 @@ def build(cfg, checkpoint: str, device: str):
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', revise_keys=[])
+    _, state = read_checkpoint(checkpoint)
+    weights = sub_state_dict(state, '', model.state_dict())  # also of a distributed run
+    check_state_dict(model.state_dict(), weights, checkpoint,
+                     f'the {type(model).__name__} of the config')
+    model.load_state_dict(weights)
     return dataset, model.to(device).eval(), pseudo_collate
 
 

@@ -9,12 +9,14 @@ checkpoint's optimizer states to optimizers of another layout and fails with
 with the optimizers and parameter schedulers (their names and parameter groups), in
 ``after_load_checkpoint``: mmengine calls it after reading the file and before loading any of
 it. A mismatch raises :class:`CheckpointMismatchError`, one line naming the file and what
-differs; for ``load_from`` (not resume) ``strict=False`` loads the matching weights anyway,
+differs (optimizer settings edited since the checkpoint, which resume ignores, are one
+warning instead: ``resume_schedule``); for ``load_from`` (not resume) ``strict=False`` loads the matching weights anyway,
 with a warning.
 
 Under distributed training ``MMSeparateDistributedDataParallel`` wraps each trainable child
 of a UDA model in DDP, so its checkpoints name the student ``model.module.backbone...`` where
-a single-process run has ``model.backbone...``. Before comparing, the hook renames such keys
+a single-process run has ``model.backbone...`` (and a teacher copied from a wrapped student
+``teacher.module.module...``). Before comparing, the hook renames such keys
 to the model's layout, in the checkpoint itself, so that a run resumes (or loads) a
 checkpoint of the other kind instead of silently leaving the student unloaded.
 """
@@ -25,31 +27,27 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmseg.registry import HOOKS
 
+from ..resume_schedule import optimizer_setting_differences, resume_settings_note
 from ..state_dicts import state_dict_differences
+from ..wrapped_keys import matching_keys
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model, optimizers or schedulers of the config."""
 
 
-def _without_child_wrapper(key: str) -> str:
-    """``key`` without the DDP wrapper of a direct child (``model.module.x`` -> ``model.x``)."""
-    head, _, rest = key.partition('.')
-    return f'{head}.{rest[len("module."):]}' if rest.startswith('module.') else key
-
-
 def align_wrapped_keys(state: Dict[str, object],
                        expected: Dict[str, object]) -> Dict[str, object]:
-    """``state`` with the keys that differ from the model's only by DDP-wrapped children
-    renamed to the model's (either way round); other keys unchanged.
+    """``state`` with the keys that differ from the model's only by DDP wrappers renamed to
+    the model's (either way round, at any depth: :func:`~..wrapped_keys.matching_keys`);
+    other keys unchanged.
 
     Args:
         state: The checkpoint's state dict.
         expected: The model's.
     """
-    unwrapped = {_without_child_wrapper(k): k for k in expected}
-    return {(k if k in expected else unwrapped.get(_without_child_wrapper(k), k)): v
-            for k, v in state.items()}
+    renamed = {key: target for target, key in matching_keys(state, expected).items()}
+    return {renamed.get(k, k): v for k, v in state.items()}
 
 
 def fit_checkpoint_state(checkpoint: dict, expected: Dict[str, object]) -> Dict[str, object]:
@@ -159,6 +157,11 @@ class CheckpointFitHook(Hook):
                     f'resume: {source} is not a checkpoint of the {what}: '
                     f'{"; ".join(differences)} (to start a new run from its weights, give it '
                     f'as load_from without --resume)')
+            if 'optimizer' in checkpoint and isinstance(runner.optim_wrapper, OptimWrapper):
+                edited = optimizer_setting_differences(checkpoint['optimizer'],
+                                                       runner.optim_wrapper)
+                if edited:
+                    runner.logger.warning(resume_settings_note(source, edited))
         elif differences:
             if self.strict:
                 raise CheckpointMismatchError(
