@@ -46,7 +46,7 @@ def test_hrda_configs_follow_the_paper(name, source, evaluator):
     segmentor = model.model
     assert segmentor.type == 'HRDAEncoderDecoder'
     assert list(segmentor.scales) == [1, 0.5] and tuple(segmentor.hr_crop_size) == (512, 512)
-    assert (segmentor.feature_scale, segmentor.crop_coord_divisible) == (0.5, 8)
+    assert segmentor.crop_coord_divisible == 8
     assert segmentor.hr_slide_inference and segmentor.hr_slide_overlapping
     assert segmentor.test_cfg == dict(mode='slide', batched_slide=True,
                                       crop_size=(1024, 1024), stride=(512, 512))

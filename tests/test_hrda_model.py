@@ -237,11 +237,9 @@ def test_detail_crops_fall_on_the_grid_and_reach_every_offset():
         random_crop_box(8, 64, (16, 16), 8)
 
 
-def test_bad_scales_feature_scale_and_unaligned_crops_are_refused():
+def test_bad_scales_and_unaligned_crops_are_refused():
     with pytest.raises(ValueError, match='scales'):
         MODELS.build(config(scales=[1, 0.3]))
-    with pytest.raises(ValueError, match='feature_scale'):
-        MODELS.build(config(feature_scale=1))
     model = build()
     with pytest.raises(ValueError, match='grid of stride 8'):
         model.decode_head(model.hrda_features(torch.randn(1, 3, 64, 64), (4, 20, 0, 16)))

@@ -219,36 +219,26 @@ def test_head_loss_honours_seg_weight_as_eq1():
 
 def test_domain_discriminator_hand_values():
     disc = MODELS.build(dict(type='DomainDiscriminator', in_channels=1, channels=(2, )))
-    conv, linear = disc.features[0], disc.classifier
+    conv, classifier = disc.features[0], disc.classifier
     with torch.no_grad():
         conv.weight.copy_(torch.stack([torch.ones(1, 3, 3), -torch.ones(1, 3, 3)]))
         conv.bias.zero_()
-        linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
-        linear.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
-    noise_pred = torch.tensor([[[[1.0, -1.0], [2.0, 0.0]]]])
+        classifier.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])[:, :, None,
+                                                                                      None])
+        classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
+    estimate = torch.tensor([[[[1.0, -1.0], [2.0, 0.0]]]])
     # stride-2 3x3 conv on 2x2 sees all four values once: channel sums 2 and -2;
-    # LeakyReLU(0.2): 2 and -0.4; pooling of a 1x1 map keeps them
-    expected = torch.tensor([[2.0, -0.4, 2.0 - 0.4 + 0.5]])
-    assert torch.allclose(disc(noise_pred), expected, atol=1e-6)
+    # LeakyReLU(0.2): 2 and -0.4; the 1x1 classifier on the single patch
+    expected = torch.tensor([[2.0, -0.4, 2.0 - 0.4 + 0.5]])[:, :, None, None]
+    assert torch.allclose(disc(estimate), expected, atol=1e-6)
 
 
-def test_domain_discriminator_default_shape():
+def test_domain_discriminator_decides_per_patch():
     disc = MODELS.build(dict(type='DomainDiscriminator', in_channels=19))
-    assert disc(torch.randn(4, 19, 13, 17)).shape == (4, 3)
-    patches = MODELS.build(dict(type='DomainDiscriminator', in_channels=19, pool=False))
     # three stride-2 3x3 convolutions with padding 1: 32 -> 16 -> 8 -> 4
-    assert patches(torch.randn(4, 19, 32, 29)).shape == (4, 3, 4, 4)
-
-
-def test_patch_discriminator_is_the_image_one_without_pooling():
-    """pool=False: the same features, a 1x1 convolution per location instead of pooling and
-    a linear layer; with equal weights the mean of the patch logits is the image logit."""
-    image = MODELS.build(dict(type='DomainDiscriminator', in_channels=5, channels=(4, 6)))
-    patch = MODELS.build(dict(type='DomainDiscriminator', in_channels=5, channels=(4, 6),
-                              pool=False))
-    patch.features.load_state_dict(image.features.state_dict())
-    with torch.no_grad():
-        patch.classifier.weight.copy_(image.classifier.weight[:, :, None, None])
-        patch.classifier.bias.copy_(image.classifier.bias)
-    x = torch.randn(2, 5, 16, 16)
-    torch.testing.assert_close(patch(x).mean(dim=(2, 3)), image(x), atol=1e-5, rtol=1e-5)
+    assert disc(torch.randn(4, 19, 32, 29)).shape == (4, 3, 4, 4)
+    # one patch's logits depend on its receptive field only: a change far away leaves it
+    x = torch.randn(1, 19, 32, 32)
+    far = x.clone()
+    far[:, :, 24:, 24:] += 1
+    torch.testing.assert_close(disc(x)[..., 0, 0], disc(far)[..., 0, 0])

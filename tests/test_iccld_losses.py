@@ -7,8 +7,7 @@ import torch
 
 from mmseg.models.losses import CrossEntropyLoss
 from mmseg_iccld.models.losses import (domain_accuracy, loss_adv_discriminator,
-                                       loss_adv_generator, loss_adv_generator_uniform_ce,
-                                       loss_ldm)
+                                       loss_adv_generator, loss_ldm)
 from references import loss_seg
 
 LOG2, LOG3 = math.log(2), math.log(3)
@@ -92,22 +91,6 @@ def test_loss_adv_generator_gradient_pushes_towards_uniform():
     logits = torch.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
     loss_adv_generator(logits).backward()
     assert logits.grad[0, 0] > 0 and logits.grad[0, 1] < 0 and logits.grad[0, 2] < 0
-
-
-def test_uniform_ce_generator_hand_values_and_gradient():
-    # p = (1/2, 1/4, 1/4): -(log 1/2 + 2 log 1/4) / 3 - log 3 = 5/3 log 2 - log 3
-    logits = torch.tensor([[LOG2, 0.0, 0.0]], requires_grad=True)
-    loss = loss_adv_generator_uniform_ce(logits)
-    assert loss.item() == pytest.approx(5 / 3 * LOG2 - LOG3, abs=1e-6)
-    loss.backward()
-    # the non-saturating reading: logit gradient p - 1/3, also far from uniform
-    torch.testing.assert_close(logits.grad, torch.tensor([[0.5, 0.25, 0.25]]) - 1 / 3)
-    certain = torch.tensor([[30.0, 0.0, 0.0]], requires_grad=True)
-    loss_adv_generator(certain).backward()
-    saturated = certain.grad.abs().max().item()
-    certain.grad = None
-    loss_adv_generator_uniform_ce(certain).backward()
-    assert saturated < 1e-9 and certain.grad[0, 0].item() == pytest.approx(2 / 3, abs=1e-6)
 
 
 def test_patch_logits_are_one_decision_per_location():

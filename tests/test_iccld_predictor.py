@@ -1,5 +1,5 @@
-"""ICCLD's prediction (``ICCLDPredictor``): the DDIM loop by hand, seeded draws, the S-draw
-uncertainty, whole and slide inference."""
+"""ICCLD's prediction: the DDIM loop by hand, seeded draws, the S-draw uncertainty, whole and
+slide inference."""
 import math
 
 import torch

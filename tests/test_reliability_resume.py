@@ -127,7 +127,7 @@ def test_iccld_resumed_inside_step2_ends_like_the_uninterrupted_run(synthetic_be
                      resume_from=checkpoint_path)
     assert resumed.iter == MAX_ITERS
     model, reference = resumed.model, straight.model
-    assert model.phase == 2
+    assert model.student.in_phase2
     # student, teacher, ImageNet backbone, discriminator: every parameter and buffer
     _assert_same_state(model.state_dict(), reference.state_dict(), 'model')
     _assert_same_state(resumed.optim_wrapper.state_dict(), straight.optim_wrapper.state_dict(),

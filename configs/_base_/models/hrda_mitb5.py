@@ -19,8 +19,6 @@ model = dict(
     # full resolution for the detail crop, half resolution for the context
     scales=[1, 0.5],
     hr_crop_size=(512, 512),
-    # the feature distance reads the context (low-resolution) features, as DAFormer's
-    feature_scale=0.5,
     # output stride 4 times the scale ratio 2: the crop falls on both prediction grids
     crop_coord_divisible=8,
     # detail predictions at inference from overlapping 512 windows (stride 256), batched

@@ -15,7 +15,6 @@ model = dict(
         lr_loss_weight=0.0),
     scales=[1, 0.5],
     hr_crop_size=(128, 128),
-    feature_scale=0.5,
     # a multiple of the context latent's cell (latent stride 4 / scale 0.5 = 8 pixels)
     crop_coord_divisible=8,
     hr_slide_inference=True,

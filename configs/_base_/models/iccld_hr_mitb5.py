@@ -15,7 +15,6 @@ model = dict(
         lr_loss_weight=0.0),
     scales=[1, 0.5],
     hr_crop_size=(512, 512),
-    feature_scale=0.5,
     crop_coord_divisible=8,
     hr_slide_inference=True,
     hr_slide_overlapping=True,

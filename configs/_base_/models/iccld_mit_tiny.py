@@ -11,13 +11,11 @@ model = dict(
     loss_ldm_weight=1.0,
     # phase 2: D reads the x0-estimate of the sampler's own K-step chain from m_T ~ N(0, I)
     # (what it reads at test time), and L_seg trains every step of that chain
-    decoder_input='sampled',
     chain_grad='all',
     # the chain's estimate against the label code (not in the paper; 0 leaves it out): the
     # steps the sampler takes then learn a segmentation, the estimate D reads
     # (docs/results/iccld_findings.md)
     chain_loss_weight=1.0,
-    detach_mask_estimate=False,
     neck=dict(
         type='LatentProjector',
         in_channels=[16, 32, 80, 128],

@@ -6,13 +6,9 @@ _base_ = ['./dacs.py']
 uda = dict(
     type='ICCLDUDA',
     # f_dis reads the chain's 19-class mask estimate (sample space) and decides per patch
-    discriminator=dict(type='DomainDiscriminator', in_channels=19, channels=(64, 128, 256),
-                       pool=False),
-    adv_input='sample',
+    discriminator=dict(type='DomainDiscriminator', in_channels=19, channels=(64, 128, 256)),
     # the rectification border and ego-vehicle rows of a Cityscapes crop (DAFormer's
     # pseudo-label margins) are a fixed cue of the target domain, not a shift to align
     adv_margins=(15, 120, 0, 0),
-    # eq. 3 as written: KL(f_dis || U)
-    generator_loss='kl',
     # the target's eq. 2 and eq. 3 also train E (the method's generator is eps_theta and E)
     target_condition_grad=True)

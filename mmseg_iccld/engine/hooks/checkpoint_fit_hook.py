@@ -52,13 +52,12 @@ def align_wrapped_keys(state: Dict[str, object],
 
 def fit_checkpoint_state(checkpoint: dict, expected: Dict[str, object]) -> Dict[str, object]:
     """The checkpoint's weights under the keys of the model, written back into ``checkpoint``:
-    DDP's leading ``module.`` removed (as mmengine's ``revise_keys`` does), ICCLD's earlier
-    key names renamed, the wrappers of children aligned (:func:`align_wrapped_keys`)."""
-    from mmseg_iccld.models.segmentors.iccld_legacy import rename_legacy_keys
+    DDP's leading ``module.`` removed (as mmengine's ``revise_keys`` does), the wrappers of
+    children aligned (:func:`align_wrapped_keys`)."""
     state = checkpoint['state_dict'] if 'state_dict' in checkpoint else checkpoint
     fitted = {(k[len('module.'):] if k.startswith('module.') else k): v
               for k, v in state.items()}
-    fitted = align_wrapped_keys(rename_legacy_keys(fitted), expected)
+    fitted = align_wrapped_keys(fitted, expected)
     state.clear()
     state.update(fitted)
     return fitted

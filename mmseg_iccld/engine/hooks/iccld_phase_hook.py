@@ -1,6 +1,5 @@
 """Switches ICCLD from phase 1 (DACS on E and D) to phase 2 (latent diffusion + adversarial
 alignment) and ramps the adversarial weight."""
-import warnings
 from typing import Optional
 
 from mmengine.hooks import Hook
@@ -63,17 +62,6 @@ class ICCLDPhaseHook(Hook):
             raise TypeError(f'{type(self).__name__} needs an ICCLD UDA model (with '
                             f'set_phase), got {type(model).__name__}')
         phase = self.phase_at(runner.iter)
-        if phase != model.phase:
+        if model.set_phase(phase, lambda_adv=self.lambda_adv_at(runner.iter)):
             runner.logger.info(f'ICCLD: phase {phase} from iteration {runner.iter}')
-        model.set_phase(phase, lambda_adv=self.lambda_adv_at(runner.iter))
 
-
-@HOOKS.register_module()
-class ICCLDStepHook(ICCLDPhaseHook):
-    """The earlier name of :class:`ICCLDPhaseHook`, kept so that configs dumped with it
-    (next to their checkpoints) still build; new configs use ``ICCLDPhaseHook``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        warnings.warn('ICCLDStepHook is now ICCLDPhaseHook; the old name will go',
-                      DeprecationWarning, stacklevel=2)
-        super().__init__(*args, **kwargs)

@@ -1,2 +1,2 @@
 # Each module registers itself on import; add one import line per module.
-from .mask_diffusion import DiffusionDraw, MaskDiffusion  # noqa: F401
+from .mask_diffusion import DiffusionDraw, DiffusionLoss, MaskDiffusion  # noqa: F401

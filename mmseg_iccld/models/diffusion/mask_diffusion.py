@@ -1,11 +1,15 @@
-"""ICCLD's latent diffusion of the segmentation mask: code, eps_theta, schedulers, draw, sampler.
+"""ICCLD's latent diffusion of the segmentation mask: the mask code, eps_theta, eq. 2 from
+labels to loss, the sampler's chain and its loss, and sampling.
 
 The diffused variable is the latent of the segmentation map, a fixed analog one-hot code; the
 clean image latent ``z0 = E(x)`` is the condition (docs/method.md, section 4). The denoiser is
 a diffusers ``UNet2DModel`` on ``cat([m_t, proj(z0)])``, the channel-concatenation
 conditioning of diffusers' latent super-resolution pipeline. Training noise comes from
 diffusers' ``DDPMScheduler``, sampling from its ``DDIMScheduler`` (eta 0); both share one beta
-schedule and one parametrisation of the UNet's output (``prediction_type``).
+schedule and one parametrisation of the UNet's output (``prediction_type``). As in
+lucidrains' ``GaussianDiffusion``, this module owns noising, losses and sampling; the
+segmentor only hands it z0, the labels and the draw (:meth:`MaskDiffusion.loss`) or z0 and
+m_T (:meth:`MaskDiffusion.sample`).
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -16,10 +20,10 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
-from mmseg.utils import OptConfigType, SampleList
+from mmseg.utils import OptConfigType
 from torch import Tensor
 
-from ..losses.pixel_weighted import stack_seg_weight
+from ..losses.iccld_losses import loss_chain, loss_ldm
 
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
 
@@ -38,6 +42,21 @@ class DiffusionDraw:
     chain_noise: Tensor
 
 
+@dataclass
+class DiffusionLoss:
+    """What one training pass of the diffusion gives (:meth:`MaskDiffusion.loss`).
+
+    Attributes:
+        loss_ldm: Eq. 2, unweighted.
+        loss_chain: The chain's estimate against the label code, unweighted.
+        estimate: m_hat0, the x0-estimate of the sampler's chain, with its graph
+            (N, C_m, h, w): what D and f_dis read.
+    """
+    loss_ldm: Tensor
+    loss_chain: Tensor
+    estimate: Tensor
+
+
 @MODELS.register_module()
 class MaskDiffusion(BaseModule):
     """Fixed analog one-hot mask code, conditional denoiser eps_theta, training draw, sampler.
@@ -52,8 +71,6 @@ class MaskDiffusion(BaseModule):
             ``2 ** (len(block_out_channels) - 1)`` (``size_divisor``).
         layers_per_block: ResNet layers per UNet down block.
         norm_num_groups: GroupNorm groups inside the UNet.
-        unet_cfg: Further ``UNet2DModel`` arguments (block types, attention); they override
-            the light defaults (plain ResNet blocks, no attention).
         num_train_timesteps: Diffusion steps T of the noise schedule.
         prediction_type: What the UNet outputs: ``'epsilon'`` (the noise, as eq. 2 is
             written) or ``'v_prediction'`` (``v = sqrt(a_t) eps - sqrt(1 - a_t) m0``). Eq. 2
@@ -75,7 +92,6 @@ class MaskDiffusion(BaseModule):
                  block_out_channels: Sequence[int] = (32, 64, 128),
                  layers_per_block: int = 1,
                  norm_num_groups: int = 16,
-                 unet_cfg: Optional[dict] = None,
                  num_train_timesteps: int = 1000,
                  prediction_type: str = 'epsilon',
                  beta_schedule: str = 'squaredcos_cap_v2',
@@ -101,9 +117,8 @@ class MaskDiffusion(BaseModule):
             down_block_types=('DownBlock2D', ) * len(block_out_channels),
             up_block_types=('UpBlock2D', ) * len(block_out_channels),
             add_attention=False)
-        unet_args.update(unet_cfg or {})
         self.unet = UNet2DModel(**unet_args)
-        self.size_divisor = 2**(len(self.unet.config.block_out_channels) - 1)
+        self.size_divisor = 2**(len(block_out_channels) - 1)
 
         schedule = dict(
             num_train_timesteps=num_train_timesteps,
@@ -153,27 +168,26 @@ class MaskDiffusion(BaseModule):
         label = label.long()
         valid = label != self.ignore_index
         onehot = F.one_hot(torch.where(valid, label, 0), self.num_classes)
-        code = self.probability_code(onehot.permute(0, 3, 1, 2).float())
+        code = self.mask_scale * (2 * onehot.permute(0, 3, 1, 2).float() - 1)
         return code * valid.unsqueeze(1)
 
-    def training_targets(self, data_samples: SampleList,
-                         size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-        """m0 of the samples' labels and eq. 2's latent-pixel weights.
+    def label_targets(self, labels: Tensor, weights: Optional[Tensor],
+                      size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """m0 of image-resolution labels and the latent-pixel weights of eq. 2 and the chain.
 
         Args:
-            data_samples: Samples with ``gt_sem_seg`` and optionally ``seg_weight``.
+            labels: Class indices (or pseudo-labels), (N, 1, H, W) or (N, H, W).
+            weights: Their pixel weights (DACS's pseudo-label weight), (N, H, W), or None.
             size: The latent grid (h, w).
 
         Returns:
-            m0 (N, C_m, h, w) and weights (N, h, w): 0 on ignored labels, ``seg_weight``
+            m0 (N, C_m, h, w) and weights (N, h, w): 0 on ignored labels, ``weights``
             sampled on the latent grid elsewhere.
         """
-        seg_label = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        label = self.downsample_to_latent(seg_label, size)
+        label = self.downsample_to_latent(labels, size)
         weight = (label != self.ignore_index).float()
-        seg_weight = stack_seg_weight(data_samples, seg_label)
-        if seg_weight is not None:
-            weight = weight * self.downsample_to_latent(seg_weight, size)
+        if weights is not None:
+            weight = weight * self.downsample_to_latent(weights, size)
         return self.mask_latent(label), weight
 
     # ------------------------------------------------------------------ eps_theta
@@ -275,55 +289,58 @@ class MaskDiffusion(BaseModule):
                 raise ValueError(f'draw.{name} has shape {tuple(value.shape)}, the mask '
                                  f'latent {shape}')
 
-    def probability_code(self, prob: Tensor) -> Tensor:
-        """The mask code of class probabilities, ``scale * (2 * p - 1)``: m0 for a one-hot p.
+    def loss(self, image_latent: Tensor, labels: Tensor, weights: Optional[Tensor],
+             draw: DiffusionDraw, num_steps: int,
+             grad_steps: Optional[int] = None) -> DiffusionLoss:
+        """Eq. 2 on the label code and the sampler's chain with its loss, for one pass.
 
-        Args:
-            prob: Class probabilities, (N, num_classes, h, w).
-
-        Returns:
-            The code, (N, num_classes, h, w).
-        """
-        return self.mask_scale * (2 * prob - 1)
-
-    def sample(self, image_latent: Tensor, noise: Tensor, num_steps: int,
-               grad_steps: Optional[int] = None, start: Optional[Tensor] = None,
-               strength: float = 1.0) -> Tensor:
-        """DDIM (eta 0) from ``m_T = noise``, or from a noised ``start``, to m_hat0.
-
-        Each step evaluates eps_theta; diffusers' DDIM step forms the x0-estimate, clamped to
-        the code's range (``clip_sample_range`` is the mask scale), and moves to the next
-        timestep from it. The last x0-estimate is m_hat0. With a ``start`` code and
-        ``strength`` s < 1 the chain is SDEdit's (Meng et al., 2022): the schedule of
-        ``round(K / s)`` steps is cut to its last K, and the chain begins at the first of
-        them from ``start`` forward-noised with ``noise``, as diffusers' image-to-image
-        pipelines begin.
+        Eq. 2 (:func:`loss_ldm`): eps_theta on the label code forward-noised with the draw's
+        eps at its t. The chain: K DDIM steps from the draw's m_T, conditioned on z0; its
+        x0-estimate is what D reads (the same chain it reads at test time) and what f_dis
+        reads, and :func:`loss_chain` holds it to the label code.
 
         Args:
             image_latent: z0, (N, C_z, h, w).
-            noise: m_T, or the noise of ``start``'s forward draw, (N, C_m, h, w).
+            labels: Labels or pseudo-labels at image resolution, (N, 1, H, W).
+            weights: Their pixel weights, (N, H, W), or None.
+            draw: eps, t and m_T of the pass.
+            num_steps: K of the chain.
+            grad_steps: How many of the chain's last steps keep their graph; None: all.
+
+        Returns:
+            :class:`DiffusionLoss`.
+        """
+        self.check_draw(draw, image_latent)
+        mask_latent, weight = self.label_targets(labels, weights, image_latent.shape[2:])
+        noisy_mask = self.add_noise(mask_latent, draw.noise, draw.timesteps)
+        noise_pred, _ = self.denoise(noisy_mask, image_latent, draw.timesteps)
+        eq2 = loss_ldm(noise_pred, draw.noise, weight)
+        estimate = self.sample(image_latent, draw.chain_noise, num_steps, grad_steps)
+        return DiffusionLoss(eq2, loss_chain(estimate, mask_latent, weight), estimate)
+
+    def sample(self, image_latent: Tensor, noise: Tensor, num_steps: int,
+               grad_steps: Optional[int] = None) -> Tensor:
+        """DDIM (eta 0) from ``m_T = noise`` to m_hat0.
+
+        Each step evaluates eps_theta; diffusers' DDIM step forms the x0-estimate, clamped to
+        the code's range (``clip_sample_range`` is the mask scale), and moves to the next
+        timestep from it. The last x0-estimate is m_hat0.
+
+        Args:
+            image_latent: z0, (N, C_z, h, w).
+            noise: m_T, (N, C_m, h, w).
             num_steps: K >= 1.
             grad_steps: How many of the last steps keep their graph (when gradients are
                 enabled); None: all of them.
-            start: A mask code to start from (with ``strength`` < 1), (N, C_m, h, w).
-            strength: The fraction of the schedule the chain covers, in (0, 1].
 
         Returns:
             m_hat0, (N, C_m, h, w).
         """
-        if not 0 < strength <= 1 or (start is None) != (strength == 1):
-            raise ValueError(f'a chain from a start code needs 0 < strength < 1, one from '
-                             f'noise strength 1; got strength {strength} and '
-                             f'{"a" if start is not None else "no"} start code')
         scheduler = self.sample_scheduler
-        scheduler.set_timesteps(round(num_steps / strength))
-        schedule = scheduler.timesteps[-num_steps:]
+        scheduler.set_timesteps(num_steps)
         first_grad = 0 if grad_steps is None else num_steps - grad_steps
         noisy_mask = noise
-        if start is not None:
-            first = schedule[:1].expand(len(noise)).to(noise.device)
-            noisy_mask = scheduler.add_noise(start, noise, first)
-        for i, t in enumerate(schedule.tolist()):
+        for i, t in enumerate(scheduler.timesteps.tolist()):
             timesteps = torch.full((len(noise), ), t, dtype=torch.long, device=noise.device)
             with torch.set_grad_enabled(torch.is_grad_enabled() and i >= first_grad):
                 output = self.predict_output(noisy_mask, image_latent, timesteps)

@@ -1,4 +1,4 @@
-"""f_dis of ICCLD (paper eq. 3): tells source, mixed and target apart, per image or per patch."""
+"""f_dis of ICCLD (paper eq. 3): tells source, mixed and target apart, patch by patch."""
 from typing import Sequence
 
 import torch.nn as nn
@@ -10,13 +10,12 @@ from torch import Tensor
 
 @MODELS.register_module()
 class DomainDiscriminator(BaseModule):
-    """Strided convolutions with LeakyReLU, then one decision per image or per patch.
+    """Strided convolutions with LeakyReLU, then one decision per patch.
 
-    ``pool=True``: global average pooling and a linear classifier, one decision per image.
-    ``pool=False``: a 1x1 convolution to the domain logits at every location of the last
-    feature map, one decision per receptive-field patch (as the fully convolutional
-    discriminators of AdaptSegNet and ADVENT), which gives many decisions per image and
-    makes absolute position hard to use.
+    A 1x1 convolution gives the domain logits at every location of the last feature map, one
+    decision per receptive-field patch (as the fully convolutional discriminators of
+    AdaptSegNet and ADVENT), which gives many decisions per image and makes absolute position
+    hard to use.
 
     No normalisation layers: each domain arrives as its own batch, and batch statistics
     would hand the discriminator the domain for free.
@@ -26,7 +25,6 @@ class DomainDiscriminator(BaseModule):
         channels: Output channels of the stride-2 3x3 convolutions, one entry per layer.
         num_domains: Number of classes of the output (0 source, 1 mixed, 2 target).
         negative_slope: Slope of LeakyReLU.
-        pool: One decision per image (True) or per patch (False).
         init_cfg: mmengine initialisation config.
     """
 
@@ -35,7 +33,6 @@ class DomainDiscriminator(BaseModule):
                  channels: Sequence[int] = (64, 128, 256),
                  num_domains: int = 3,
                  negative_slope: float = 0.2,
-                 pool: bool = True,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg=init_cfg)
         layers = []
@@ -46,23 +43,15 @@ class DomainDiscriminator(BaseModule):
             ]
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
-        self.with_pool = pool
-        if pool:
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.classifier = nn.Linear(in_channels, num_domains)
-        else:
-            self.classifier = nn.Conv2d(in_channels, num_domains, kernel_size=1)
+        self.classifier = nn.Conv2d(in_channels, num_domains, kernel_size=1)
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """Classify the domain of each map (or of each of its patches).
+        """Classify the domain of each patch of each map.
 
         Args:
-            inputs: (N, C_m, h, w), e.g. the chain's mask estimate or eps_hat.
+            inputs: (N, C_m, h, w), the chain's mask estimate.
 
         Returns:
-            Domain logits, (N, num_domains) or (N, num_domains, h', w').
+            Domain logits, (N, num_domains, h', w').
         """
-        features = self.features(inputs)
-        if self.with_pool:
-            return self.classifier(self.pool(features).flatten(1))
-        return self.classifier(features)
+        return self.classifier(self.features(inputs))

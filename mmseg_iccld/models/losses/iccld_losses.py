@@ -114,23 +114,6 @@ def loss_adv_generator(disc_logits: Tensor) -> Tensor:
     return (neg_entropy + math.log(log_prob.shape[1])).mean()
 
 
-def loss_adv_generator_uniform_ce(disc_logits: Tensor) -> Tensor:
-    """Eq. 3's generator term read as ``KL(U(1/D) || f_dis(.))`` (non-saturating).
-
-    ``KL(U || p) = -(1/D) sum_k log p_k - log D``: zero at uniform p, growing without bound
-    as the discriminator becomes certain, with logit gradient ``p - 1/D`` (the domain
-    confusion loss of Tzeng et al., 2015).
-
-    Args:
-        disc_logits: Discriminator logits, (N, D) or (N, D, h, w).
-
-    Returns:
-        Scalar: the divergence, mean over the decisions.
-    """
-    log_prob = F.log_softmax(domain_decisions(disc_logits), dim=1)
-    return (-log_prob.mean(dim=1) - math.log(log_prob.shape[1])).mean()
-
-
 def domain_accuracy(disc_logits: Tensor, domain: int) -> Tensor:
     """Fraction of the decisions (images or patches) that name ``domain``."""
     return (domain_decisions(disc_logits).argmax(dim=1) == domain).float().mean()

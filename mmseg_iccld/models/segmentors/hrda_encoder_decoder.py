@@ -15,7 +15,8 @@ overlap, their logits are averaged. Evaluation on large images adds an outer sli
 (``test_cfg.mode='slide'``), also batched.
 
 The context view's backbone features are the ones the DACS wrapper's ImageNet feature distance
-compares with the frozen ImageNet backbone (HRDA's ``feature_scale=0.5``): :meth:`extract_feat`
+compares with the frozen ImageNet backbone (HRDA's ``feature_scale=0.5``, the only value
+its code supports): :meth:`extract_feat`
 reports them to ``imnet_feature_tap`` (``models/uda/feature_distance.py``).
 """
 from typing import Callable, Dict, List, Optional, Sequence
@@ -120,8 +121,6 @@ class HRDAEncoderDecoder(EncoderDecoder):
             ``hr_crop_size`` (HRDA: True); False encodes the whole image at once.
         hr_slide_overlapping: Windows at a stride of half their size (True) or side by side.
         crop_coord_divisible: Divisor of the detail crop's offsets (HRDA: 8).
-        feature_scale: Scale whose backbone features :meth:`extract_feat` returns and the
-            feature distance reads; only the context scale is supported (HRDA: 0.5).
 
     Attributes:
         imnet_feature_tap: None, or while the DACS wrapper captures a forward pass, the
@@ -143,8 +142,7 @@ class HRDAEncoderDecoder(EncoderDecoder):
                  hr_crop_size: Sequence[int] = (512, 512),
                  hr_slide_inference: bool = True,
                  hr_slide_overlapping: bool = True,
-                 crop_coord_divisible: int = 8,
-                 feature_scale: float = 0.5) -> None:
+                 crop_coord_divisible: int = 8) -> None:
         if auxiliary_head is not None:
             raise ValueError('HRDAEncoderDecoder has no auxiliary head')
         super().__init__(backbone=backbone, decode_head=decode_head, neck=neck,
@@ -160,13 +158,8 @@ class HRDAEncoderDecoder(EncoderDecoder):
         ratio = 1 / context_scale if context_scale > 0 else 0
         if detail_scale != 1 or abs(ratio - round(ratio)) > 1e-6 or ratio < 2:
             raise ValueError(f'scales must be [1, 1 / k] for an integer k >= 2, got {scales!r}')
-        if feature_scale != context_scale:
-            # the feature distance reads the context view (extract_feat)
-            raise ValueError(f'feature_scale must be the context scale {context_scale}, got '
-                             f'{feature_scale!r}')
         self.context_scale = context_scale
         self.scale_ratio = int(round(ratio))
-        self.feature_scale = feature_scale
         self.hr_crop_size = tuple(hr_crop_size)
         self.hr_slide_inference = hr_slide_inference
         self.hr_slide_overlapping = hr_slide_overlapping
@@ -195,8 +188,8 @@ class HRDAEncoderDecoder(EncoderDecoder):
                              align_corners=self.align_corners)
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
-        """Backbone features of the image at ``feature_scale`` (the context view), the
-        ImageNet-comparable ones (reported to ``imnet_feature_tap``)."""
+        """Backbone features of the context view, the ImageNet-comparable ones (reported to
+        ``imnet_feature_tap``)."""
         return self.extract_unscaled_feat(self.context_input(inputs), imnet_view=True)
 
     def detail_windows(self, height: int, width: int) -> List[Box]:
@@ -253,10 +246,6 @@ class HRDAEncoderDecoder(EncoderDecoder):
         """
         return self.decode_head.predict(self.hrda_features(inputs), batch_img_metas,
                                         self.test_cfg)
-
-    def generate_pseudo_label(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Teacher logits for DACS pseudo-labels: :meth:`encode_decode` (sliding windows)."""
-        return self.encode_decode(inputs, batch_img_metas)
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """Fused logits on the detail grid (output stride 4), before resizing."""

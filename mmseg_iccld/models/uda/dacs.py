@@ -342,10 +342,8 @@ class DACS(ClassMixStep, UDAModel):
                                          data_samples)
 
     def teacher_logits(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
-        """Teacher logits at the input resolution.
-
-        A segmentor that defines ``generate_pseudo_label(inputs, batch_img_metas)`` (HRDA's
-        does) is asked through it; any other through ``encode_decode``.
+        """Teacher logits at the input resolution (its ``encode_decode``: HRDA's sliding
+        windows, ICCLD's chain).
 
         Args:
             inputs: Target images ``(N, 3, H, W)``.
@@ -357,10 +355,7 @@ class DACS(ClassMixStep, UDAModel):
         size = tuple(inputs.shape[2:])
         metas = [dict(sample.metainfo, img_shape=size, pad_shape=size)
                  for sample in data_samples]
-        teacher = self.teacher.module
-        if hasattr(teacher, 'generate_pseudo_label'):
-            return teacher.generate_pseudo_label(inputs, metas)
-        return teacher.encode_decode(inputs, metas)
+        return self.teacher.module.encode_decode(inputs, metas)
 
     def mixed_losses(self, inputs: Tensor, data_samples: SampleList, **kwargs) -> dict:
         """Weighted loss of the student on the mixed batch.
