@@ -200,7 +200,7 @@ def test_base_loops_are_found_and_shared_bases_are_not_loops(tmp_path):
     (tmp_path / 'sub/shared.py').write_text('x = 1\n')  # a diamond, no loop
     assert find_base_cycle(str(tmp_path / 'top.py')) is None
     with pytest.raises(ConfigBaseCycleError):
-        from tools._common import load_config
+        from mmseg_iccld.apis.config_loading import load_config
         load_config(str(tmp_path / 'self.py'))
 
 

@@ -16,8 +16,8 @@ from test_tools_infer import (DAFORMER, RECORD, checkpoints, error_of,  # noqa: 
 from test_tools_test import (CLASSES, confusion_iou, error_line, predictions_below, run_tool,
                              save_checkpoint, val_split_copy)
 
-from tools._common import (OutputPathError, check_output_folder, write_result_file,
-                           write_result_text)
+from mmseg_iccld.apis.result_files import (OutputPathError, check_output_folder, write_result_file,
+                                           write_result_text)
 
 
 def test_a_full_disk_keeps_the_earlier_result_and_names_the_file(tmp_path):

@@ -175,7 +175,7 @@ def test_icclds_step2_reads_the_host_only_where_expected():
                                   'model.model.backbone.type': 'X'})),
 ])
 def test_benchmark_entry_overrides(spec, expected):
-    from tools.analysis_tools.measure import entry_label, split_entry
+    from mmseg_iccld.apis.measure import entry_label, split_entry
     assert split_entry(spec) == expected
     assert entry_label(spec).endswith('gta2cs' + ''.join(f' [{p}]' for p in spec.split('@')[1:]))
     with pytest.raises(ValueError, match='KEY=VALUE'):
@@ -183,8 +183,8 @@ def test_benchmark_entry_overrides(spec, expected):
 
 
 def test_schedule_iterations_of_daformer_and_iccld_phases():
-    from tools._common import load_config
-    from tools.analysis_tools.measure import schedule_iters
+    from mmseg_iccld.apis.config_loading import load_config
+    from mmseg_iccld.apis.measure import schedule_iters
     daformer = load_config(osp.join(ROOT, 'configs', 'daformer', 'gta2cs.py'))
     iccld = load_config(osp.join(ROOT, 'configs', 'iccld', 'gta2cs.py'))
     assert schedule_iters(daformer) == 40000

@@ -3,7 +3,7 @@ an AmpOptimWrapper (bf16 without loss scaling, fp16 with dynamic scaling); refus
 import pytest
 import torch
 
-from tools._common import apply_amp, load_config
+from mmseg_iccld.apis.config_loading import apply_amp, load_config
 
 ICCLD = 'configs/iccld/gta2cs.py'
 DAFORMER = 'configs/daformer/gta2cs.py'

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.analysis_tools import checkpoint_trace, uda_results
+from mmseg_iccld.apis import tool_runs
+from tools.analysis_tools import checkpoint_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,7 @@ def test_each_checkpoint_is_tested_once_with_the_options_and_tabled(tmp_path, mo
         it = int(checkpoint.stem.split('_')[1])
         (test_dir / 'metrics.json').write_text(metrics_file(*made[it]))
 
-    monkeypatch.setattr(uda_results, 'run', fake_run)
+    monkeypatch.setattr(tool_runs, 'run', fake_run)
     out = tmp_path / 'report'
     checkpoint_trace.main([str(run), '--cfg-options', 'model.model.test_cfg.num_inference_steps=0',
                            '--out', str(out)])
@@ -110,7 +111,7 @@ def test_teacher_traces_keep_apart_from_the_student_traces(tmp_path, monkeypatch
         tested['weights'] = command[command.index('--weights') + 1]
         (test_dir / 'metrics.json').write_text(json.dumps(tested))
 
-    monkeypatch.setattr(uda_results, 'run', fake_run)
+    monkeypatch.setattr(tool_runs, 'run', fake_run)
     checkpoint_trace.main([str(run), '--weights', 'teacher', '--out', str(tmp_path / 'teacher')])
     assert [Path(c[c.index('--work-dir') + 1]) for c in commands] == [
         run / 'trace_teacher' / 'iter_250', run / 'trace_teacher' / 'iter_500']

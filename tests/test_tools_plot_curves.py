@@ -7,9 +7,10 @@ import pytest
 from mmengine.visualization import Visualizer
 from PIL import Image
 
+from mmseg_iccld.apis.config_loading import load_config
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = runpy.run_path(osp.join(REPO, 'tools/analysis_tools/plot_curves.py'), run_name='plot_curves')
-load_config = runpy.run_path(osp.join(REPO, 'tools/_common.py'))['load_config']
 
 
 def write_run(work_dir: str, timestamp: str, records) -> None:

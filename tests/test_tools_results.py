@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tools.analysis_tools import results_table, run_environment, uda_results
+from mmseg_iccld.apis import run_environment, tool_runs
+from tools.analysis_tools import results_table, uda_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,7 +184,7 @@ def test_a_trained_run_whose_test_failed_is_tested_again_not_retrained(tmp_path,
         (work_dir / 'test').mkdir(exist_ok=True)
         (work_dir / 'test' / 'metrics.json').write_text('{"mIoU": 61.0}')
 
-    monkeypatch.setattr(uda_results, 'run', fake_run)
+    monkeypatch.setattr(tool_runs, 'run', fake_run)
     metrics = uda_results.train_and_test('daformer', 3, args)
     assert commands == ['tools/test.py']
     assert metrics['mIoU'] == 61.0 and metrics['train_seconds'] is None
@@ -211,7 +212,7 @@ def test_a_k_test_is_made_once_with_its_steps_and_again_when_fresh(tmp_path, mon
         (test_dir / 'metrics.json').write_text(json.dumps(dict(metrics=dict(mIoU=70.0 + len(
             commands)))))
 
-    monkeypatch.setattr(uda_results, 'run', fake_run)
+    monkeypatch.setattr(tool_runs, 'run', fake_run)
     ckpt = 'runs/iccld_seed2/iter_300.pth'
     assert uda_results.test_at_k('iccld', 2, 3, ckpt, args) == 71.0
     assert commands == [['tools/test.py', 'runs/iccld_seed2/iccld_tiny.py', ckpt, '--work-dir',
@@ -257,7 +258,7 @@ def test_reports_name_the_packages_cpu_and_benchmark_they_were_made_with():
 def kernel_isa_with(script: str) -> str:
     """``kernel_isa()`` in a fresh interpreter after ``script`` ran in its shell."""
     code = ('import sys; sys.path.insert(0, "."); '
-            'from tools.analysis_tools.run_environment import kernel_isa; print(kernel_isa())')
+            'from mmseg_iccld.apis.run_environment import kernel_isa; print(kernel_isa())')
     env = {k: v for k, v in os.environ.items()
            if k not in ('ATEN_CPU_CAPABILITY', 'NPY_DISABLE_CPU_FEATURES', 'OPENCV_CPU_DISABLE')}
     out = subprocess.run(['bash', '-c', f'{script} "{sys.executable}" -c \'{code}\''], cwd=ROOT,

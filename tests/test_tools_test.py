@@ -248,7 +248,7 @@ def test_teacher_weights_are_tested_in_the_student_network(synthetic_benchmark, 
 
 
 def test_state_dict_check_names_shape_mismatches():
-    from tools._common import CheckpointMismatchError, check_state_dict
+    from mmseg_iccld.apis.checkpoint_reading import CheckpointMismatchError, check_state_dict
     model = {'a.weight': torch.zeros(19, 8), 'a.bias': torch.zeros(19), 'b': torch.zeros(1)}
     ckpt = {'a.weight': torch.zeros(10, 8), 'a.bias': torch.zeros(19), 'b': torch.zeros(1)}
     with pytest.raises(CheckpointMismatchError) as info:

@@ -45,18 +45,15 @@ import json
 import math
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
-
-from tools._common import (TEACHER_PREFIX, check_output_folder,  # noqa: E402
-                           check_state_dict, exit_on_user_error, explain_unknown_modules,
-                           load_run_config, read_checkpoint, set_cpu_distributed_backend,
-                           student_prefix, sub_state_dict, write_result_file,
-                           write_result_text)
-from tools.split_check import check_test_split, count_images  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
+from mmseg_iccld.apis.checkpoint_reading import (TEACHER_PREFIX, check_state_dict, read_checkpoint,
+                                                 student_prefix, sub_state_dict)
+from mmseg_iccld.apis.result_files import check_output_folder, write_result_file, write_result_text
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.config_loading import (explain_unknown_modules, load_run_config,
+                                             set_cpu_distributed_backend)
+from mmseg_iccld.apis.split_check import check_test_split, count_images
 
 
 def parse_args(argv=None):

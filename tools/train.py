@@ -30,16 +30,12 @@ Differences from mmseg's own tools/train.py:
 import argparse
 import errno
 import os
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
-
-from tools._common import (apply_amp, exit_on_user_error,  # noqa: E402
-                           explain_unknown_modules, load_run_config,
-                           set_cpu_distributed_backend)
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
+from mmseg_iccld.apis.config_loading import (apply_amp, explain_unknown_modules, load_run_config,
+                                             set_cpu_distributed_backend)
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
 
 EPILOG = """\
 checkpoints:

@@ -32,13 +32,12 @@ import threading
 from datetime import datetime, timezone
 from typing import Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
-
-from tools._common import exit_on_user_error, write_report  # noqa: E402
-from tools.analysis_tools.measure import (Entry, device_name, entry_label,  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.result_files import write_report
+from mmseg_iccld.apis.measure import (Entry, device_name, entry_label,
                                           schedule_iters)
 
 

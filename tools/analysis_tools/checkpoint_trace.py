@@ -27,12 +27,12 @@ import re
 import sys
 from datetime import datetime, timezone
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+from mmseg_iccld.apis import tool_runs
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.result_files import write_report
+from mmseg_iccld.apis.uda_report import CLASSES, per_class_iou
 
-from tools._common import exit_on_user_error, write_report  # noqa: E402
-from tools.analysis_tools import uda_results  # noqa: E402
-from tools.analysis_tools.uda_report import CLASSES, per_class_iou  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CHECKPOINT = re.compile(r'iter_(\d+)\.pth$')
 
@@ -82,7 +82,7 @@ def test_checkpoint(config: str, checkpoint: str, test_dir: str, cfg_options: li
     """mIoU and per-class IoU of one checkpoint (tested unless ``test_dir`` holds them)."""
     options = ['--weights', weights] + (['--cfg-options'] + list(cfg_options) if cfg_options
                                         else [])
-    metrics = uda_results.tested_metrics(config, checkpoint, test_dir, options)
+    metrics = tool_runs.tested_metrics(ROOT, config, checkpoint, test_dir, options)
     tested = metrics.get('weights', 'student')  # written by tools/test.py for UDA checkpoints
     if tested != weights:
         raise ValueError(f"{osp.join(test_dir, 'metrics.json')}: tests the {tested}, not the "

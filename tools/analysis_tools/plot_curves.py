@@ -18,13 +18,10 @@ import glob
 import json
 import math
 import os.path as osp
-import sys
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from tools._common import exit_on_user_error  # noqa: E402
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
 
 Series = Dict[str, Dict[int, float]]  # key -> {step: value}
 

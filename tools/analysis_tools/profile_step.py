@@ -30,13 +30,12 @@ import sys
 import warnings
 from datetime import datetime, timezone
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
-
-from tools._common import exit_on_user_error, write_report  # noqa: E402
-from tools.analysis_tools.measure import (Entry, device_name, make_train_batch,  # noqa: E402
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.result_files import write_report
+from mmseg_iccld.apis.measure import (Entry, device_name, make_train_batch,
                                           sync)
 
 # Methods of the UDA models that make up one iteration, as (attribute, phase name).

@@ -19,9 +19,8 @@ import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
-from tools.analysis_tools.uda_report import LABELS  # noqa: E402
+from mmseg_iccld.apis.uda_report import LABELS
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
 
 

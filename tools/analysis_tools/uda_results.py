@@ -25,14 +25,14 @@ the switch checkpoint of a finished run of the same seed with the same phase 1 (
 two, ``iccld_hr_mic``'s own) under ``--work-root`` instead of training phase 1 again: the
 runner's resume restores weights, optimizer and scheduler states and the random generators,
 so the result equals a run from scratch exactly, *provided* the variant's options change
-nothing before the switch (phase-2 settings such as ``lambda_adv``, ``decoder_input``,
-``adv_input``; not the UNet's size, whose initialisation draws from the generator, nor
+nothing before the switch (phase-2 settings such as ``lambda_adv`` or
+``chain_loss_weight``; not the UNet's size, whose initialisation draws from the generator, nor
 learning rates).
 
 Runs whose metrics already exist are reused, so an interrupted table can be completed by
 running the same command again (``--fresh`` retrains everything); a run whose config, as its
 work dir holds it, trained with other settings than its config and options give now is
-refused with the settings that differ (``run_config.py``), never reported under the new
+refused with the settings that differ (``mmseg_iccld/apis/run_settings.py``), never reported under the new
 ones. ``--reuse-report`` also takes runs from earlier reports (the first that holds the run)
 made with the same settings (``settings`` in the report: a digest of each method's config with
 ``--cfg-options`` merged, so the runs of an option that has since become the config's default
@@ -47,19 +47,19 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
-from tools._common import exit_on_user_error, write_report  # noqa: E402
-from tools.analysis_tools.run_config import (  # noqa: E402
+from mmseg_iccld.apis import tool_runs
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.result_files import write_report
+from mmseg_iccld.apis.run_settings import (
     check_trained_as_now, settings_digest, settings_now)
-from tools.analysis_tools.run_environment import run_environment, same_environment  # noqa: E402,E501
-from tools.analysis_tools.uda_report import (  # noqa: E402
+from mmseg_iccld.apis.run_environment import run_environment, same_environment
+from mmseg_iccld.apis.uda_report import (
     DIFFUSION_METHODS, METHODS, per_class_iou, summarise, to_markdown)
 
 # methods with ICCLD's two phases -> the methods whose runs have the same phase 1 (a seed's
@@ -153,16 +153,6 @@ def final_checkpoint(work_dir: str, iters: int) -> str:
     return path if osp.isfile(osp.join(ROOT, path)) else ''
 
 
-def run(command: list, log_path: str) -> None:
-    """Run a tool, its output going to ``log_path``; fail with the log's end."""
-    with open(log_path, 'w') as log:
-        result = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        with open(log_path) as log:
-            tail = log.read()[-3000:]
-        raise RuntimeError(f'{" ".join(command)} failed (log: {log_path}):\n{tail}')
-
-
 def run_dir(method: str, seed: int, args) -> str:
     tag = f'_{args.tag}' if args.tag else ''
     return osp.join(args.work_root, f'{method}{tag}_seed{seed}')
@@ -175,32 +165,10 @@ def trained_config(method: str, work_dir: str) -> str:
     return dumped if osp.isfile(osp.join(ROOT, dumped)) else METHODS[method]
 
 
-def tested_metrics(config: str, checkpoint: str, test_dir: str, options=(),
-                   fresh: bool = False) -> dict:
-    """``metrics.json`` of ``tools/test.py`` on ``checkpoint`` into ``test_dir`` (absolute, or
-    relative to the repository root), tested unless the folder holds it or ``fresh``.
-
-    Args:
-        config: The config to test with.
-        checkpoint: The checkpoint.
-        test_dir: The test's work dir.
-        options: Further arguments of ``tools/test.py``.
-        fresh: Test again even when the metrics exist.
-    """
-    folder = osp.join(ROOT, test_dir)
-    metrics_path = osp.join(folder, 'metrics.json')
-    if fresh or not osp.isfile(metrics_path):
-        os.makedirs(folder, exist_ok=True)
-        run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', test_dir,
-             *options], osp.join(folder, 'test.out'))
-    with open(metrics_path) as f:
-        return json.load(f)
-
-
 def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
     """Target mIoU of an ICCLD checkpoint decoded with K DDIM steps (reused if it exists)."""
     work_dir = run_dir(method, seed, args)
-    metrics = tested_metrics(
+    metrics = tool_runs.tested_metrics(ROOT, 
         trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_k{k}'),
         ['--cfg-options', f'model.model.test_cfg.num_inference_steps={k}'], args.fresh)
     return float(metrics['metrics']['mIoU'])
@@ -245,7 +213,7 @@ def test_uncertainty(method: str, seed: int, checkpoint: str, args) -> dict:
     """Uncertainty quality of an ICCLD checkpoint with S draws and with one pass (reused)."""
     samples = args.uncertainty_samples
     work_dir = run_dir(method, seed, args)
-    return tested_metrics(
+    return tool_runs.tested_metrics(ROOT, 
         trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_s{samples}'),
         ['--uncertainty-samples', str(samples)], args.fresh)['uncertainty']
 
@@ -279,12 +247,12 @@ def train_and_test(method: str, seed: int, args) -> dict:
     else:
         if resume:
             print(f'[results] {method}, seed {seed}: phase 1 from {resume[1]}', flush=True)
-        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir] + resume +
+        tool_runs.run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir] + resume +
             ['--cfg-options'] + options, osp.join(ROOT, work_dir, 'train.out'))
         train_s = round(time.time() - start, 1)
         with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
-    run([sys.executable, 'tools/test.py', trained_config(method, work_dir), checkpoint,
+    tool_runs.run([sys.executable, 'tools/test.py', trained_config(method, work_dir), checkpoint,
          '--work-dir', osp.join(work_dir, 'test')], osp.join(ROOT, work_dir, 'test.out'))
     with open(osp.join(ROOT, metrics_path)) as f:
         metrics = json.load(f)
@@ -303,7 +271,7 @@ def main(argv=None):
     data = osp.join(ROOT, 'data/synthetic/gta/sample_class_stats.json')
     if not osp.isfile(data):
         print('[results] generating the synthetic benchmark into data/synthetic')
-        run([sys.executable, 'tools/make_synthetic_uda.py', '--out', 'data/synthetic'],
+        tool_runs.run([sys.executable, 'tools/make_synthetic_uda.py', '--out', 'data/synthetic'],
             osp.join(ROOT, 'work_dirs', 'make_synthetic_uda.out'))
     runs = {m: {} for m in args.plan}
     for seed in sorted({s for seeds in args.plan.values() for s in seeds}):

@@ -10,16 +10,14 @@ the mean softmax, in nats); other models get three columns.
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction  # noqa: E402
-
-from tools._common import (check_state_dict, exit_on_user_error,  # noqa: E402
-                           load_config, read_checkpoint, sub_state_dict)
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
+from mmseg_iccld.apis.checkpoint_reading import check_state_dict, read_checkpoint, sub_state_dict
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.config_loading import load_config
 
 
 def parse_args():

@@ -13,9 +13,7 @@ from mmseg.structures import SegDataSample
 
 from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
-from tools._common import load_config
-
-# Classes of the generated label maps: stuff and thing classes (feature distance and ClassMix
+from mmseg_iccld.apis.config_loading import load_config
 # see realistic content), in blocks of 32 pixels.
 _BLOCK = 32
 _CLASSES = torch.tensor([0, 1, 2, 8, 10, 13, 11, 5, 7, 0, 2, 10])
@@ -118,7 +116,7 @@ def schedule_iters(cfg, phase=None) -> int:
     if phase is None:
         return max_iters
     switch = next((hook['switch_iter'] for hook in cfg.get('custom_hooks', [])
-                   if hook.get('type') in ('ICCLDPhaseHook', 'ICCLDStepHook')), max_iters)
+                   if hook.get('type') == 'ICCLDPhaseHook'), max_iters)
     return switch if phase == 1 else max_iters - switch
 
 
@@ -148,7 +146,7 @@ class Entry:
             self.model.set_phase(phase, lambda_adv=0.01)
         optim_cfg = self.cfg.optim_wrapper.copy()
         if args.amp:
-            from tools._common import apply_amp
+            from mmseg_iccld.apis.config_loading import apply_amp
             holder = type(self.cfg)(dict(optim_wrapper=optim_cfg))
             apply_amp(holder, args.amp)
             optim_cfg = holder.optim_wrapper

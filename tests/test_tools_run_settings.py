@@ -1,11 +1,13 @@
 """A finished run is reused only when it was trained with the settings its config gives now
-(tools/analysis_tools/run_config.py and its use in tools/analysis_tools/uda_results.py)."""
+(tools/analysis_tools/run_settings.py and its use in tools/analysis_tools/uda_results.py)."""
 import json
 from types import SimpleNamespace
 
 import pytest
 
-from tools.analysis_tools import run_config, uda_results
+from mmseg_iccld.apis import tool_runs
+from mmseg_iccld.apis import run_settings
+from tools.analysis_tools import uda_results
 
 CONFIG = """model = dict(type='DACS', alpha={alpha}, pseudo_margins=(0, 0, 0, 0))
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=6e-4))
@@ -28,47 +30,47 @@ def write(path, alpha=0.98, interval=300, hooks=PHASE_HOOK):
 def test_differences_name_each_changed_leaf():
     old = dict(model=dict(alpha=0.999, head=dict(lr=[1, 2])), seed=0)
     new = dict(model=dict(alpha=0.98, head=dict(lr=[1, 3]), extra=1), seed=0)
-    assert run_config.differences(old, new) == [
+    assert run_settings.differences(old, new) == [
         'model.alpha: 0.999 -> 0.98', 'model.extra: None -> 1', 'model.head.lr.1: 2 -> 3']
-    assert run_config.differences(dict(a=[1]), dict(a=[1, 2])) == ['a: [1] -> [1, 2]']
-    assert run_config.differences(old, old) == []
+    assert run_settings.differences(dict(a=[1]), dict(a=[1, 2])) == ['a: [1] -> [1, 2]']
+    assert run_settings.differences(old, old) == []
 
 
 def test_options_parse_as_train_py_parses_them():
-    assert run_config.parse_options(['model.alpha=0.98', 'x.y=(1,2)', 'z=True']) == {
+    assert run_settings.parse_options(['model.alpha=0.98', 'x.y=(1,2)', 'z=True']) == {
         'model.alpha': 0.98, 'x.y': (1, 2), 'z': True}
-    assert run_config.parse_options([]) == {}
+    assert run_settings.parse_options([]) == {}
 
 
 def test_a_run_trained_as_the_config_gives_now_passes(tmp_path):
     config = write(tmp_path / 'configs' / 'm.py')
     # the dump differs in what does not change training: checkpoint interval, reporting hooks
     dumped = write(tmp_path / 'run' / 'm.py', interval=150, hooks=f'{PHASE_HOOK}, {REPORTING}')
-    run_config.check_trained_as_now(dumped, config, [])
+    run_settings.check_trained_as_now(dumped, config, [])
     # a run older than the runner's dump cannot be compared; it is taken as it is
-    run_config.check_trained_as_now(str(tmp_path / 'old' / 'm.py'), config, [])
+    run_settings.check_trained_as_now(str(tmp_path / 'old' / 'm.py'), config, [])
 
 
 def test_a_run_of_other_settings_is_refused_with_what_changed(tmp_path):
     config = write(tmp_path / 'configs' / 'm.py')
     dumped = write(tmp_path / 'run' / 'm.py', alpha=0.999, hooks=f'{PHASE_HOOK}, {REPORTING}')
     with pytest.raises(ValueError) as error:
-        run_config.check_trained_as_now(dumped, config, [])
+        run_settings.check_trained_as_now(dumped, config, [])
     assert 'model.alpha: 0.999 -> 0.98' in str(error.value)
     assert dumped in str(error.value) and 'interval' not in str(error.value)
     # the options of the command are part of what the run would be trained with now
-    run_config.check_trained_as_now(dumped, config, ['model.alpha=0.999'])
+    run_settings.check_trained_as_now(dumped, config, ['model.alpha=0.999'])
     with pytest.raises(ValueError, match='custom_hooks.0.switch_iter: 150 -> 300'):
-        run_config.check_trained_as_now(dumped, config, ['model.alpha=0.999',
+        run_settings.check_trained_as_now(dumped, config, ['model.alpha=0.999',
                                                          'custom_hooks.0.switch_iter=300'])
 
 
 def test_settings_digest_follows_the_settings_only(tmp_path):
     config = write(tmp_path / 'a.py')
-    same = run_config.settings_digest(run_config.settings_now(config, []))
-    assert same == run_config.settings_digest(run_config.settings_now(
+    same = run_settings.settings_digest(run_settings.settings_now(config, []))
+    assert same == run_settings.settings_digest(run_settings.settings_now(
         write(tmp_path / 'b.py', interval=50), []))
-    assert same != run_config.settings_digest(run_config.settings_now(config,
+    assert same != run_settings.settings_digest(run_settings.settings_now(config,
                                                                       ['model.alpha=0.9']))
 
 
@@ -91,7 +93,7 @@ def test_uda_results_refuses_a_stale_run_and_retrains_it_when_fresh(tmp_path, mo
         (work_dir / 'last_checkpoint').write_text('runs/daformer_seed0/iter_300.pth')
         (work_dir / 'test' / 'metrics.json').write_text(json.dumps(dict(mIoU=71.0)))
 
-    monkeypatch.setattr(uda_results, 'run', fake_run)
+    monkeypatch.setattr(tool_runs, 'run', fake_run)
     fresh = uda_results.parse_args(['--iters', '300', '--work-root', 'runs', '--fresh'])
     assert uda_results.train_and_test('daformer', 0, fresh)['mIoU'] == 71.0
     assert commands == ['tools/train.py', 'tools/test.py']

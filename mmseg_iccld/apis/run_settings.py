@@ -17,7 +17,7 @@ from mmengine.config import Config
 
 from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
-from tools._common import load_config
+from mmseg_iccld.apis.config_loading import load_config
 
 SETTINGS = ('model', 'optim_wrapper', 'param_scheduler', 'train_dataloader', 'train_cfg',
             'randomness', 'custom_hooks', 'test_dataloader', 'test_evaluator')

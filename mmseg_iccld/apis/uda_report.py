@@ -2,7 +2,7 @@
 runs that ``tools/analysis_tools/uda_results.py`` writes (summary, markdown tables)."""
 import statistics
 
-from tools.analysis_tools.run_environment import environment_line
+from mmseg_iccld.apis.run_environment import environment_line
 
 # method name -> config on the generated benchmark
 METHODS = {
