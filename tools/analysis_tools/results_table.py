@@ -8,7 +8,9 @@ Reads what the measuring commands wrote, and nothing else:
 - ``benchmarks/results/*.json`` written by ``tools/analysis_tools/benchmark.py`` (iteration time, memory,
   latency, schedule wall-clock) and by ``tools/analysis_tools/profile_step.py`` (profiles of one iteration).
 
-The README section lies between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+The README section lies between ``<!-- results:begin -->`` and ``<!-- results:end -->`` and
+holds the headline tables (``docs/results/*.json``, one per benchmark); docs/results/README.md
+holds every table: the headline ones, the ablations and the benchmarks.
 ``--check`` exits with status 1 when the files are not up to date (nothing is written).
 """
 import argparse
@@ -18,9 +20,10 @@ import os
 import os.path as osp
 import sys
 
+from mmseg_iccld.apis.uda_report import LABELS
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_iccld.apis.uda_report import LABELS
 BEGIN, END = '<!-- results:begin -->', '<!-- results:end -->'
 
 
@@ -99,10 +102,14 @@ def profile_lines(report: dict, rel: str) -> list:
             f"{report['host_reads_per_iter']:g}, {ours:g} of them in mmseg_iccld's code.", '']
 
 
-def build() -> str:
+def build(headline_only: bool = False) -> str:
+    """The tables as markdown: the headline ones, and unless ``headline_only`` the ablations'
+    and the benchmarks'."""
     uda = sorted(glob.glob(osp.join(ROOT, 'docs', 'results', '*.json')))
-    uda += sorted(glob.glob(osp.join(ROOT, 'docs', 'results', 'ablations', '*.json')))
-    bench = sorted(glob.glob(osp.join(ROOT, 'benchmarks', 'results', '*.json')))
+    bench = []
+    if not headline_only:
+        uda += sorted(glob.glob(osp.join(ROOT, 'docs', 'results', 'ablations', '*.json')))
+        bench = sorted(glob.glob(osp.join(ROOT, 'benchmarks', 'results', '*.json')))
     lines = uda_tables(uda) + benchmark_tables(bench)
     if not lines:
         lines = ['No measured results yet.', '']
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
     docs = osp.join(ROOT, 'docs', 'results', 'README.md')
     with open(readme) as f:
         old_readme = f.read()
-    new_readme = replace_section(old_readme, body, readme)
+    new_readme = replace_section(old_readme, build(headline_only=True), readme)
     new_docs = ('# Results\n\nBuilt by `python tools/analysis_tools/results_table.py` from the result files '
                 'in this folder and in `benchmarks/results/`.\n\n' + body)
     old_docs = open(docs).read() if osp.isfile(docs) else ''

@@ -51,8 +51,6 @@ import sys
 import time
 from datetime import datetime, timezone
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 from mmseg_iccld.apis import tool_runs
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
 from mmseg_iccld.apis.result_files import write_report
@@ -61,6 +59,8 @@ from mmseg_iccld.apis.run_settings import (
 from mmseg_iccld.apis.run_environment import run_environment, same_environment
 from mmseg_iccld.apis.uda_report import (
     DIFFUSION_METHODS, METHODS, per_class_iou, summarise, to_markdown)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # methods with ICCLD's two phases -> the methods whose runs have the same phase 1 (a seed's
 # switch checkpoint of one serves them all)

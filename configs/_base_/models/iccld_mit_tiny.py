@@ -14,7 +14,7 @@ model = dict(
     chain_grad='all',
     # the chain's estimate against the label code (not in the paper; 0 leaves it out): the
     # steps the sampler takes then learn a segmentation, the estimate D reads
-    # (docs/results/iccld_findings.md)
+    # (docs/findings.md)
     chain_loss_weight=1.0,
     neck=dict(
         type='LatentProjector',
