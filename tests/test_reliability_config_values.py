@@ -163,15 +163,18 @@ def test_a_schedule_with_nothing_to_train_stops_train(tmp_path, monkeypatch, cap
 def test_an_iccld_switch_beyond_the_schedule_stops_train(tmp_path, monkeypatch, capsys):
     switch_iter = Config.fromfile(ICCLD_TINY).custom_hooks[0].switch_iter
     _stops_before_building(
-        tmp_path, monkeypatch, capsys, ICCLD_TINY, [f'train_cfg.max_iters={switch_iter}'],
+        tmp_path, monkeypatch, capsys, ICCLD_TINY, [f'train_cfg.max_iters={switch_iter - 1}'],
         'ConfigValueError',
-        f'custom_hooks.0.switch_iter is {switch_iter} but train_cfg.max_iters is {switch_iter}: '
-        'phase 2 (iterations switch_iter to max_iters) never runs')
+        f'custom_hooks.0.switch_iter is {switch_iter} but train_cfg.max_iters is '
+        f'{switch_iter - 1}: the switch lies past the end of the schedule (switch_iter = '
+        'max_iters trains phase 1 only)')
 
 
-def test_a_switch_one_iteration_before_the_end_runs_phase_2():
+@pytest.mark.parametrize('extra', [0, 1])
+def test_a_switch_at_or_before_the_end_is_accepted(extra):
+    # at the end: the phase-1 control of the results tables; one before: one phase-2 iteration
     switch_iter = Config.fromfile(ICCLD_TINY).custom_hooks[0].switch_iter
-    assert _value_problems(ICCLD_TINY, **{'train_cfg.max_iters': switch_iter + 1}) == []
+    assert _value_problems(ICCLD_TINY, **{'train_cfg.max_iters': switch_iter + extra}) == []
 
 
 # a _base_ loop and unreadable --cfg-options

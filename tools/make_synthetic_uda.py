@@ -11,12 +11,17 @@ label ids) and ``<out>/cityscapes/{leftImg8bit,gtFine}/{train,val}/<city>/...`` 
 layout, ``*_gtFine_labelIds.png``), then runs the GTA5 and Cityscapes converters on them
 (``--no-convert`` skips that). The same arguments always give the same files. ``--gap 0``
 renders both domains alike; larger values widen the domain gap (see docs/datasets.md).
+
+``--adverse OUT`` also writes the clear-to-adverse benchmark's target: new scenes at night
+and in fog in ACDC's layout under ``OUT`` (``rgb_anon/``, ``gt/``); its source is the
+Cityscapes-like target above.
 """
 import argparse
 import sys
 
 from mmseg_iccld.datasets.conversion import ConversionError
 from mmseg_iccld.datasets.synthetic import generate_benchmark
+from mmseg_iccld.datasets.synthetic_adverse import generate_adverse_benchmark
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,6 +40,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--gap', type=float, default=1.0,
                         help='domain gap strength (0: identical rendering)')
     parser.add_argument('--nproc', type=int, default=2, help='number of processes')
+    parser.add_argument('--adverse', metavar='OUT',
+                        help='also write the night and fog target in ACDC layout to OUT '
+                        '(e.g. data/synthetic_adverse/acdc)')
     parser.add_argument('--no-convert', dest='convert', action='store_false',
                         help='do not run the converters afterwards')
     return parser.parse_args()
@@ -48,11 +56,17 @@ def main() -> int:
             num_target_val=args.num_target_val, source_size=args.source_size,
             target_size=args.target_size, gap=args.gap, seed=args.seed, nproc=args.nproc,
             convert=args.convert)
+        if args.adverse:
+            generate_adverse_benchmark(args.adverse, num_train=args.num_target_train,
+                                       num_val=args.num_target_val, size=args.target_size,
+                                       gap=args.gap, seed=args.seed, nproc=args.nproc)
     except (ConversionError, FileNotFoundError, ValueError) as e:
         print(f'\nerror: {e}', file=sys.stderr)
         return 1
     print(f'\nsource (GTA5 layout): {paths.gta_root}\n'
           f'target (Cityscapes layout): {paths.cityscapes_root}')
+    if args.adverse:
+        print(f'adverse target (ACDC layout, night and fog): {args.adverse}')
     return 0
 
 

@@ -70,8 +70,9 @@ def check_test_split(dataset_cfg) -> None:
         raise FileNotFoundError(f'the image folder {img_dir} of the test split does not exist')
     if not dataset.load_data_list():
         raise FileNotFoundError(f'the test split is empty: {empty_split(dataset)}')
+    # a dataset that pairs its images and labels itself (ACDC, Dark Zurich) has checked them
     scanned = local and img_dir and ann_dir and not getattr(dataset, 'ann_file', None) \
-        and osp.isdir(ann_dir)
+        and osp.isdir(ann_dir) and not getattr(dataset, 'CHECKS_PAIRING', False)
     if scanned and hasattr(dataset, 'img_suffix') and hasattr(dataset, 'seg_map_suffix'):
         orphans = orphan_labels(img_dir, ann_dir, dataset.img_suffix, dataset.seg_map_suffix)
         if orphans:

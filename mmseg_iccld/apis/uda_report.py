@@ -15,6 +15,11 @@ METHODS = {
     'iccld_hr': 'configs/synthetic/iccld_hr_tiny.py',
     'iccld_hr_step1': 'configs/synthetic/iccld_hr_tiny.py',
     'iccld_hr_mic': 'configs/synthetic/iccld_hr_mic_tiny.py',
+    # the clear-to-adverse benchmark (tools/make_synthetic_uda.py --adverse)
+    'adverse_source_only': 'configs/synthetic/source_only_adverse_tiny.py',
+    'adverse_daformer': 'configs/synthetic/daformer_adverse_tiny.py',
+    'adverse_iccld': 'configs/synthetic/iccld_adverse_tiny.py',
+    'adverse_iccld_step1': 'configs/synthetic/iccld_adverse_tiny.py',
 }
 LABELS = {
     'source_only': 'source only',
@@ -26,9 +31,13 @@ LABELS = {
     'iccld_hr': 'ICCLD-HR',
     'iccld_hr_step1': 'ICCLD-HR, phase 1 only (control)',
     'iccld_hr_mic': 'ICCLD-HR + MIC',
+    'adverse_source_only': 'source only (clear -> adverse)',
+    'adverse_daformer': 'DACS (DAFormer, clear -> adverse)',
+    'adverse_iccld': 'ICCLD (clear -> adverse)',
+    'adverse_iccld_step1': 'ICCLD, phase 1 only (control, clear -> adverse)',
 }
 # methods that diffuse (evaluated at several K and with several draws)
-DIFFUSION_METHODS = ('iccld', 'iccld_hr', 'iccld_hr_mic')
+DIFFUSION_METHODS = ('iccld', 'iccld_hr', 'iccld_hr_mic', 'adverse_iccld')
 
 CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
            'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',

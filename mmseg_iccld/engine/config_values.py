@@ -133,8 +133,10 @@ def schedule_problems(cfg, resolve: Callable[[str, object], object]) -> List[str
         if not (inspect.isclass(hook_class) and issubclass(hook_class, ICCLDPhaseHook)) \
                 or switch_iter is None or max_iters is None or max_iters < 1:
             continue
-        if switch_iter >= max_iters:
+        # switch_iter == max_iters is the phase-1 control (phase 1 for the whole schedule)
+        if switch_iter > max_iters:
             problems.append(
                 f'custom_hooks.{i}.switch_iter is {switch_iter} but train_cfg.max_iters is '
-                f'{max_iters}: phase 2 (iterations switch_iter to max_iters) never runs')
+                f'{max_iters}: the switch lies past the end of the schedule (switch_iter = '
+                f'max_iters trains phase 1 only)')
     return problems

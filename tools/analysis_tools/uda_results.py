@@ -70,9 +70,12 @@ PHASE1_DONORS = {
     'iccld_hr': ('iccld_hr', 'iccld_hr_step1'),
     'iccld_hr_step1': ('iccld_hr', 'iccld_hr_step1'),
     'iccld_hr_mic': ('iccld_hr_mic', ),
+    'adverse_iccld': ('adverse_iccld', 'adverse_iccld_step1'),
+    'adverse_iccld_step1': ('adverse_iccld', 'adverse_iccld_step1'),
 }
 # the controls of ICCLD's claims: the config trained all its iterations in phase 1
-PHASE1_CONTROLS = ('iccld_step1', 'iccld_hr_step1')
+PHASE1_CONTROLS = ('iccld_step1', 'iccld_hr_step1', 'adverse_iccld_step1')
+ADVERSE_DATA = 'data/synthetic_adverse/acdc'
 
 
 def parse_args(argv=None):
@@ -273,6 +276,12 @@ def main(argv=None):
         print('[results] generating the synthetic benchmark into data/synthetic')
         tool_runs.run([sys.executable, 'tools/make_synthetic_uda.py', '--out', 'data/synthetic'],
             osp.join(ROOT, 'work_dirs', 'make_synthetic_uda.out'))
+    if any(m.startswith('adverse_') for m in args.plan) and \
+            not osp.isdir(osp.join(ROOT, ADVERSE_DATA)):
+        print(f'[results] generating the adverse target into {ADVERSE_DATA}')
+        tool_runs.run([sys.executable, 'tools/make_synthetic_uda.py', '--out', 'data/synthetic',
+                       '--adverse', ADVERSE_DATA],
+                      osp.join(ROOT, 'work_dirs', 'make_synthetic_uda.out'))
     runs = {m: {} for m in args.plan}
     for seed in sorted({s for seeds in args.plan.values() for s in seeds}):
         for method in (m for m, seeds in args.plan.items() if seed in seeds):

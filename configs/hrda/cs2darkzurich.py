@@ -1,0 +1,12 @@
+# HRDA (MiT-B5, DAFormer head at a context and a detail scale, DACS + rare class sampling +
+# thing-class feature distance), Cityscapes -> Dark Zurich (night), 1024x1024 crops with a
+# 512x512 detail crop, 40k iterations; no pseudo-label margins (the anchors' setting for this
+# target, which has no rectification border).
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/hrda_mitb5.py',
+    '../_base_/datasets/uda_cityscapes_to_darkzurich_1024x1024.py',
+    '../_base_/uda/dacs.py',
+    '../_base_/schedules/adamw_poly_40k.py',
+]
+model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(0, 0, 0, 0))

@@ -1,0 +1,13 @@
+# ICCLD (MiT-B5 encoder, inter-coder decoder, latent projector, mask diffusion, domain
+# discriminator), Cityscapes -> Dark Zurich (night), 512x512 crops, 40k phase-1 + 40k phase-2
+# iterations. The target has no rectification border or ego-vehicle band: no pseudo-label
+# margins and no rows cut from f_dis's input.
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/models/iccld_mitb5.py',
+    '../_base_/datasets/uda_cityscapes_to_darkzurich_512x512.py',
+    '../_base_/uda/iccld.py',
+    '../_base_/schedules/iccld_adamw_poly_40k+40k.py',
+]
+model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(0, 0, 0, 0),
+             adv_margins=(0, 0, 0, 0))
