@@ -42,18 +42,19 @@ images evaluated (``"images"``).
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction
-from mmseg_iccld.apis.checkpoint_reading import (TEACHER_PREFIX, check_state_dict, read_checkpoint,
-                                                 student_prefix, sub_state_dict)
-from mmseg_iccld.apis.result_files import check_output_folder, write_result_file, write_result_text
+from mmseg_iccld.apis.checkpoint_reading import evaluated_network, tested_weights
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
 from mmseg_iccld.apis.config_loading import (explain_unknown_modules, load_run_config,
                                              set_cpu_distributed_backend)
+from mmseg_iccld.apis.result_files import check_output_folder, write_result_file, write_result_text
 from mmseg_iccld.apis.split_check import check_test_split, count_images
+from mmseg_iccld.apis.uncertainty_test import (finite_or_none, add_uncertainty_metric,
+                                               single_pass_uncertainty, uncertainty_section,
+                                               uncertainty_samples)
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 
 def parse_args(argv=None):
@@ -63,6 +64,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='directory for the evaluation log and metrics')
     parser.add_argument('--out', help='directory to save the predicted label maps')
     parser.add_argument('--show-dir', help='directory to save pictures of the predictions')
+    parser.add_argument(
+        '--server-out', metavar='DIR',
+        help="predict the dataset's unlabelled test split (ACDC, Dark Zurich, Cityscapes) and "
+        "write the files its evaluation server takes into DIR; nothing is scored")
     parser.add_argument(
         '--table-out', metavar='PREFIX',
         help='write the per-class table to PREFIX.csv and PREFIX.md (default: '
@@ -149,48 +154,6 @@ def enable_visualization(cfg, args) -> None:
         visualizer['save_dir'] = args.show_dir
 
 
-def evaluated_network(model):
-    """The network that runs the test: a UDA wrapper's student, or the model.
-
-    Args:
-        model: The runner's model (possibly in a DDP or TTA wrapper).
-
-    Returns:
-        tuple: the state-dict prefix of the student's weights in checkpoints ('' for a
-        segmentor), and the network.
-    """
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-
-    # mmengine loads checkpoints through DDP and TTA wrappers into the model inside
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
-    prefix = student_prefix(model)
-    return prefix, (model.student if prefix else model)
-
-
-def tested_weights(runner, checkpoint: str, config: str, weights: str = 'student') -> dict:
-    """The checkpoint's weights (``'student'`` or a UDA run's ``'teacher'``) for the evaluated
-    network, checked to fit it exactly; ``config`` names the model in messages.
-
-    Raises:
-        ValueError: For ``'teacher'`` with a model that is no UDA wrapper.
-        CheckpointMismatchError: Naming the checkpoint and a few offending keys.
-    """
-    _, state = read_checkpoint(checkpoint)
-    prefix, network = evaluated_network(runner.model)
-    if weights == 'teacher':
-        if not prefix:
-            raise ValueError(f'--weights teacher needs a UDA config (a student and its EMA '
-                             f'teacher); the model of {config}, {type(network).__name__}, '
-                             'has no teacher')
-        prefix = TEACHER_PREFIX
-    what = f'the {type(network).__name__} of {config}' + (
-        f" (the UDA {weights}, '{prefix}*' in checkpoints)" if prefix else '')
-    tested = sub_state_dict(state, prefix, network.state_dict())
-    check_state_dict(network.state_dict(), tested, checkpoint, what)
-    return tested
-
-
 def write_tables(metrics: dict, config: str, prefix: str) -> None:
     """Print the per-class table and write it as CSV and markdown.
 
@@ -211,104 +174,8 @@ def write_tables(metrics: dict, config: str, prefix: str) -> None:
     print(markdown + f'per-class table written to {prefix}.csv and {prefix}.md')
 
 
-def _finite_or_none(value: float):
-    return None if math.isnan(value) else value
-
-
 def _fmt(value) -> str:
     return 'n/a' if value is None else f'{value:.4f}'
-
-
-def uncertainty_samples(runner, args) -> tuple:
-    """S, the noise draws of the evaluated network, after ``--uncertainty-samples``.
-
-    Args:
-        runner: The runner, its model built.
-        args: The parsed arguments.
-
-    Returns:
-        tuple: S (1 for models without ``test_cfg.num_samples``, and with ``--tta``), and
-        the evaluated network.
-    """
-    _, network = evaluated_network(runner.model)
-    if args.uncertainty_samples is not None:
-        if not hasattr(network, 'num_samples'):
-            raise ValueError(
-                '--uncertainty-samples needs a model that averages noise draws '
-                f'(test_cfg.num_samples, as ICCLD); the {type(network).__name__} of '
-                f'{args.config} has none')
-        network.test_cfg['num_samples'] = args.uncertainty_samples
-    samples = getattr(network, 'num_samples', 1)
-    if samples > 1 and args.tta:
-        print('no uncertainty measures with --tta: the augmentations\' merge keeps no softmax')
-        return 1, network
-    if samples > 1 and network.num_inference_steps == 0:
-        print(f'note: K = 0 (a phase-1 checkpoint, or num_inference_steps=0) draws no noise: '
-              f'the {samples} draws are one prediction, as the single pass')
-    return samples, network
-
-
-def add_uncertainty_metric(runner) -> None:
-    """Append ``UncertaintyMetric`` to the test loop's evaluator (building the loop)."""
-    from mmseg.registry import METRICS
-    metric = METRICS.build(dict(type='UncertaintyMetric'))
-    evaluator = runner.test_loop.evaluator
-    metric.dataset_meta = evaluator.dataset_meta
-    evaluator.metrics.append(metric)
-
-
-def single_pass_uncertainty(runner, network, samples: int) -> dict:
-    """``UncertaintyMetric`` of one noise draw (S = 1) on the test set.
-
-    Runs the test loop's dataloader and model without the hooks, so pictures, logs and
-    ``--out`` files stay those of the S draws.
-
-    Args:
-        runner: The runner, after ``runner.test()``.
-        network: The evaluated network (its ``test_cfg.num_samples`` is restored to S).
-        samples: S.
-
-    Returns:
-        The metric's results (``unc_auroc``, ``unc_ece``, ``unc_pixels``).
-    """
-    import torch
-    from mmengine.runner.amp import autocast
-    loop = runner.test_loop
-    evaluator = runner.build_evaluator(dict(type='UncertaintyMetric'))
-    evaluator.dataset_meta = loop.evaluator.dataset_meta
-    runner.logger.info('uncertainty: the test set once more with a single draw (S = 1)')
-    network.test_cfg['num_samples'] = 1
-    runner.model.eval()
-    try:
-        with torch.no_grad():
-            for data_batch in loop.dataloader:
-                with autocast(enabled=getattr(loop, 'fp16', False)):
-                    outputs = runner.model.test_step(data_batch)
-                evaluator.process(data_samples=outputs, data_batch=data_batch)
-    finally:
-        network.test_cfg['num_samples'] = samples
-    return evaluator.evaluate(len(loop.dataloader.dataset))
-
-
-def uncertainty_section(metrics: dict, single: dict, samples: int, steps: int) -> dict:
-    """The ``uncertainty`` section of metrics.json; takes the S draws' entries off ``metrics``.
-
-    Args:
-        metrics: The test's metrics, with ``UncertaintyMetric``'s entries (removed here).
-        single: ``UncertaintyMetric``'s results for one draw.
-        samples: S.
-        steps: K, the DDIM steps of both predictions.
-
-    Returns:
-        dict: samples, num_inference_steps, pixels, auroc, ece and single_pass (auroc, ece).
-    """
-    from mmseg_iccld.evaluation.uncertainty_metric import AUROC_KEY, ECE_KEY, PIXELS_KEY
-    drawn = {key: metrics.pop(key) for key in (AUROC_KEY, ECE_KEY, PIXELS_KEY)}
-    return dict(samples=samples, num_inference_steps=steps, pixels=int(drawn[PIXELS_KEY]),
-                auroc=_finite_or_none(float(drawn[AUROC_KEY])),
-                ece=_finite_or_none(float(drawn[ECE_KEY])),
-                single_pass=dict(auroc=_finite_or_none(float(single[AUROC_KEY])),
-                                 ece=_finite_or_none(float(single[ECE_KEY]))))
 
 
 @exit_on_user_error
@@ -327,7 +194,13 @@ def main(argv=None):
     # runner (whose loader leaves keys of DDP-wrapped children unloaded)
     cfg.load_from = None
     cfg.resume = False
+    if args.server_out:
+        from mmseg_iccld.engine.server_export import check_export_folder, server_test_split
+        check_export_folder(args.server_out, args.config, args.checkpoint)
+        cfg.test_dataloader.dataset, server_ids = server_test_split(cfg.test_dataloader.dataset)
+        cfg.test_evaluator = dict(type='PredictionCountMetric')
     outputs = [(cfg.work_dir, 'work dir'), (args.out, '--out folder'),
+               (args.server_out, '--server-out folder'),
                (args.show_dir, '--show-dir folder'),
                (args.table_out and osp.dirname(osp.abspath(args.table_out)), '--table-out folder')]
     for folder, what in outputs:
@@ -357,15 +230,23 @@ def main(argv=None):
         if args.out is not None:
             from mmseg_iccld.engine.prediction_files import add_prediction_files
             add_prediction_files(runner, args.out, write_result_file)
+        if args.server_out:
+            from mmseg_iccld.engine.server_export import add_server_export
+            export = add_server_export(runner, args.server_out, server_ids, write_result_file,
+                                       args.config, args.checkpoint)
         if samples > 1:
             add_uncertainty_metric(runner)
         metrics = runner.test()
         single = single_pass_uncertainty(runner, network, samples) if samples > 1 else None
     if runner.rank != 0:
         return
+    if args.server_out:
+        print(f'{export.written} prediction(s) of the test split ({server_ids}, named after '
+              f'their images) written to {args.server_out}')
+        return
     uncertainty = None if single is None else uncertainty_section(
         metrics, single, samples, network.num_inference_steps)
-    per_class = {k[len(PER_CLASS_PREFIX):]: _finite_or_none(float(v))
+    per_class = {k[len(PER_CLASS_PREFIX):]: finite_or_none(float(v))
                  for k, v in metrics.items() if k.startswith(PER_CLASS_PREFIX)}
     summary = {k: float(v) for k, v in metrics.items() if not k.startswith(PER_CLASS_PREFIX)}
     path = osp.join(cfg.work_dir, 'metrics.json')

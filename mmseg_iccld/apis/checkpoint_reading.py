@@ -111,3 +111,45 @@ def student_prefix(model) -> str:
         model: The model the config builds, unwrapped from DDP.
     """
     return 'model.' if hasattr(model, 'student') and hasattr(model, 'teacher') else ''
+
+
+def evaluated_network(model):
+    """The network that runs the test: a UDA wrapper's student, or the model.
+
+    Args:
+        model: The runner's model (possibly in a DDP or TTA wrapper).
+
+    Returns:
+        tuple: the state-dict prefix of the student's weights in checkpoints ('' for a
+        segmentor), and the network.
+    """
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+
+    # mmengine loads checkpoints through DDP and TTA wrappers into the model inside
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    prefix = student_prefix(model)
+    return prefix, (model.student if prefix else model)
+
+
+def tested_weights(runner, checkpoint: str, config: str, weights: str = 'student') -> dict:
+    """The checkpoint's weights (``'student'`` or a UDA run's ``'teacher'``) for the evaluated
+    network, checked to fit it exactly; ``config`` names the model in messages.
+
+    Raises:
+        ValueError: For ``'teacher'`` with a model that is no UDA wrapper.
+        CheckpointMismatchError: Naming the checkpoint and a few offending keys.
+    """
+    _, state = read_checkpoint(checkpoint)
+    prefix, network = evaluated_network(runner.model)
+    if weights == 'teacher':
+        if not prefix:
+            raise ValueError(f'--weights teacher needs a UDA config (a student and its EMA '
+                             f'teacher); the model of {config}, {type(network).__name__}, '
+                             'has no teacher')
+        prefix = TEACHER_PREFIX
+    what = f'the {type(network).__name__} of {config}' + (
+        f" (the UDA {weights}, '{prefix}*' in checkpoints)" if prefix else '')
+    tested = sub_state_dict(state, prefix, network.state_dict())
+    check_state_dict(network.state_dict(), tested, checkpoint, what)
+    return tested

@@ -54,8 +54,8 @@ def render_night(rng: np.random.Generator, img: np.ndarray, label: np.ndarray,
     H, W = label.shape
     u = W / 256
     out = img.astype(np.float32) / 255
-    gain = rng.uniform(0.25, 0.4)
-    out = gain * out**rng.uniform(1.2, 1.4) * np.array([0.8, 0.9, 1.15], np.float32)
+    gain = rng.uniform(0.4, 0.55)
+    out = gain * out**rng.uniform(1.1, 1.25) * np.array([0.8, 0.9, 1.15], np.float32)
     out[label == SKY] = np.array([0.02, 0.025, 0.05], np.float32)
     # light sources: street lights, and the front or back lights of every car
     lamps = np.zeros((H, W), np.float32)
@@ -80,8 +80,8 @@ def render_night(rng: np.random.Generator, img: np.ndarray, label: np.ndarray,
     bright = np.clip(out - 0.6, 0, None)
     out += 0.6 * cv2.GaussianBlur(bright, (0, 0), 4 * u)
     out = cv2.GaussianBlur(out, (0, 0), 0.6)
-    out += rng.normal(0, 0.03, out.shape).astype(np.float32)  # sensor noise
-    out += rng.normal(0, 0.015, (H, W, 1)).astype(np.float32)
+    out += rng.normal(0, 0.02, out.shape).astype(np.float32)  # sensor noise
+    out += rng.normal(0, 0.01, (H, W, 1)).astype(np.float32)
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
@@ -101,7 +101,7 @@ def render_fog(rng: np.random.Generator, img: np.ndarray, label: np.ndarray) -> 
     distance = np.clip(1 - (rows - horizon) / max(H - horizon, 1), 0, 1)
     distance = np.broadcast_to(distance, (H, W)).copy()
     distance[label == SKY] = 1
-    transmission = np.exp(-rng.uniform(1.2, 2.2) * distance)[:, :, None]
+    transmission = np.exp(-rng.uniform(0.8, 1.6) * distance)[:, :, None]
     airlight = rng.uniform(180, 215) * np.array([1.0, 1.0, 1.02], np.float32)
     out = out * transmission + airlight * (1 - transmission)
     out = cv2.GaussianBlur(out, (0, 0), 0.8)

@@ -2,3 +2,4 @@
 from . import synthia_metric  # noqa: F401
 from . import per_class_metric  # noqa: F401
 from . import uncertainty_metric  # noqa: F401
+from . import prediction_count  # noqa: F401
