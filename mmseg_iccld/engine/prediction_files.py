@@ -41,13 +41,27 @@ def output_names(paths: Sequence[str], root: str) -> Tuple[List[str], List[str]]
     stems = [osp.splitext(r)[0] for r in relative]
     shared = Counter(stems)
     names = [r if shared[s] > 1 else s for r, s in zip(relative, stems)]
+    refuse_shared_names(paths, [name + '.png' for name in names], 'written as')
+    return names, [r for r, s in zip(relative, stems) if shared[s] > 1]
+
+
+def refuse_shared_names(paths: Sequence[str], names: Sequence[str], how: str) -> None:
+    """Raise naming two images whose output files would be one.
+
+    Args:
+        paths: Image files.
+        names: Their output file names, in the same order.
+        how: How the files are made, for the message (``'written as'``).
+
+    Raises:
+        ValueError: ``images A and B would both be <how> <name>: rename one of them``.
+    """
     owners = {}
     for path, name in zip(paths, names):
         if name in owners:
-            raise ValueError(f'images {owners[name]} and {path} would both be written as '
-                             f'{name}.png: rename one of them')
+            raise ValueError(f'images {owners[name]} and {path} would both be {how} {name}: '
+                             f'rename one of them')
         owners[name] = path
-    return names, [r for r, s in zip(relative, stems) if shared[s] > 1]
 
 
 def dataset_images(dataset) -> Tuple[List[str], str]:

@@ -20,6 +20,7 @@ from cityscapesscripts.helpers.labels import trainId2label
 from mmengine.hooks import Hook
 
 from .output_record import OverwriteError
+from .prediction_files import refuse_shared_names
 
 RECORD = 'server_export.json'
 # dataset type -> (the test split's arguments, the ids the server reads)
@@ -96,12 +97,7 @@ def server_names(paths: List[str]) -> List[str]:
     """``<image name>.png`` for each image (``x_rgb_anon.png`` -> ``x_rgb_anon.png``,
     ``x_leftImg8bit.png`` -> ``x_leftImg8bit.png``), refusing two images of one name."""
     names = [osp.splitext(osp.basename(p))[0] + '.png' for p in paths]
-    seen = {}
-    for path, name in zip(paths, names):
-        if name in seen:
-            raise ValueError(f'images {seen[name]} and {path} would both be submitted as '
-                             f'{name}')
-        seen[name] = path
+    refuse_shared_names(paths, names, 'submitted as')
     return names
 
 
