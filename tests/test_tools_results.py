@@ -257,8 +257,7 @@ def test_reports_name_the_packages_cpu_and_benchmark_they_were_made_with():
 
 def kernel_isa_with(script: str) -> str:
     """``kernel_isa()`` in a fresh interpreter after ``script`` ran in its shell."""
-    code = ('import sys; sys.path.insert(0, "."); '
-            'from mmseg_iccld.apis.run_environment import kernel_isa; print(kernel_isa())')
+    code = 'from mmseg_iccld.apis.run_environment import kernel_isa; print(kernel_isa())'
     env = {k: v for k, v in os.environ.items()
            if k not in ('ATEN_CPU_CAPABILITY', 'NPY_DISABLE_CPU_FEATURES', 'OPENCV_CPU_DISABLE')}
     out = subprocess.run(['bash', '-c', f'{script} "{sys.executable}" -c \'{code}\''], cwd=ROOT,

@@ -1,12 +1,11 @@
 """A finished run is reused only when it was trained with the settings its config gives now
-(tools/analysis_tools/run_settings.py and its use in tools/analysis_tools/uda_results.py)."""
+(mmseg_iccld/apis/run_settings.py and its use in tools/analysis_tools/uda_results.py)."""
 import json
 from types import SimpleNamespace
 
 import pytest
 
-from mmseg_iccld.apis import tool_runs
-from mmseg_iccld.apis import run_settings
+from mmseg_iccld.apis import run_settings, tool_runs
 from tools.analysis_tools import uda_results
 
 CONFIG = """model = dict(type='DACS', alpha={alpha}, pseudo_margins=(0, 0, 0, 0))

@@ -39,13 +39,13 @@ import os.path as osp
 import re
 from typing import List, Sequence, Tuple
 
+import numpy as np
 
-import numpy as np  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction
-from mmseg_iccld.apis.result_files import check_output_folder, write_result_file
 from mmseg_iccld.apis.checkpoint_reading import check_state_dict, read_checkpoint, sub_state_dict
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
 from mmseg_iccld.apis.config_loading import explain_unknown_modules, load_config
+from mmseg_iccld.apis.result_files import check_output_folder, write_result_file
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 # the subfolders of the output folder this tool writes

@@ -32,10 +32,10 @@ import errno
 import os
 import sys
 
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction
+from mmseg_iccld.apis.cli_errors import exit_on_user_error
 from mmseg_iccld.apis.config_loading import (apply_amp, explain_unknown_modules, load_run_config,
                                              set_cpu_distributed_backend)
-from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 EPILOG = """\
 checkpoints:

@@ -5,6 +5,7 @@ import contextlib
 import os
 import re
 
+
 def load_config(path: str, cfg_options=None):
     """Load a config, apply ``--cfg-options`` and make the plugin's modules available.
 

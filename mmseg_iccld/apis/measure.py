@@ -11,9 +11,10 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
+from mmseg_iccld.apis.config_loading import apply_amp, load_config
 from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
-from mmseg_iccld.apis.config_loading import load_config
+# Classes of the generated label maps: stuff and thing classes (feature distance and ClassMix
 # see realistic content), in blocks of 32 pixels.
 _BLOCK = 32
 _CLASSES = torch.tensor([0, 1, 2, 8, 10, 13, 11, 5, 7, 0, 2, 10])
@@ -146,7 +147,6 @@ class Entry:
             self.model.set_phase(phase, lambda_adv=0.01)
         optim_cfg = self.cfg.optim_wrapper.copy()
         if args.amp:
-            from mmseg_iccld.apis.config_loading import apply_amp
             holder = type(self.cfg)(dict(optim_wrapper=optim_cfg))
             apply_amp(holder, args.amp)
             optim_cfg = holder.optim_wrapper

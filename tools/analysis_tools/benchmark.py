@@ -32,13 +32,12 @@ import threading
 from datetime import datetime, timezone
 from typing import Tuple
 
+import torch
 
-import torch  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.measure import Entry, device_name, entry_label, schedule_iters
 from mmseg_iccld.apis.result_files import write_report
-from mmseg_iccld.apis.measure import (Entry, device_name, entry_label,
-                                          schedule_iters)
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 
 def parse_args(argv=None):

@@ -23,10 +23,10 @@ from typing import Dict, List
 import numpy as np
 from PIL import Image
 
-from mmseg_iccld.datasets.label_tables import IGNORE_INDEX
-from mmseg_iccld.datasets.label_tables import NUM_TRAIN_CLASSES as NUM_CLASSES
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
 from mmseg_iccld.apis.result_files import write_report
+from mmseg_iccld.datasets.label_tables import IGNORE_INDEX
+from mmseg_iccld.datasets.label_tables import NUM_TRAIN_CLASSES as NUM_CLASSES
 
 PRED_SUFFIX = '_leftImg8bit.png'
 GT_SUFFIX = '_gtFine_labelTrainIds.png'

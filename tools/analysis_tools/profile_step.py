@@ -30,13 +30,12 @@ import sys
 import warnings
 from datetime import datetime, timezone
 
+import torch
 
-import torch  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
+from mmseg_iccld.apis.measure import Entry, device_name, make_train_batch, sync
 from mmseg_iccld.apis.result_files import write_report
-from mmseg_iccld.apis.measure import (Entry, device_name, make_train_batch,
-                                          sync)
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 # Methods of the UDA models that make up one iteration, as (attribute, phase name).
 PHASES = (

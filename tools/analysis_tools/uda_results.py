@@ -25,20 +25,19 @@ the switch checkpoint of a finished run of the same seed with the same phase 1 (
 two, ``iccld_hr_mic``'s own) under ``--work-root`` instead of training phase 1 again: the
 runner's resume restores weights, optimizer and scheduler states and the random generators,
 so the result equals a run from scratch exactly, *provided* the variant's options change
-nothing before the switch (phase-2 settings such as ``lambda_adv`` or
-``chain_loss_weight``; not the UNet's size, whose initialisation draws from the generator, nor
-learning rates).
+nothing before the switch (phase-2 settings such as ``lambda_adv`` or ``chain_loss_weight``;
+not the UNet's size, whose initialisation draws from the generator, nor learning rates).
 
 Runs whose metrics already exist are reused, so an interrupted table can be completed by
 running the same command again (``--fresh`` retrains everything); a run whose config, as its
-work dir holds it, trained with other settings than its config and options give now is
-refused with the settings that differ (``mmseg_iccld/apis/run_settings.py``), never reported under the new
-ones. ``--reuse-report`` also takes runs from earlier reports (the first that holds the run)
-made with the same settings (``settings`` in the report: a digest of each method's config with
-``--cfg-options`` merged, so the runs of an option that has since become the config's default
-are reused), iterations, and the same packages, kernels and generated benchmark
-(``environment`` in the report, ``run_environment.py``: runs are deterministic for one install
-and CPU, not across them).
+work dir holds it, trained with other settings than its config and options give now is refused
+with the settings that differ (``mmseg_iccld.apis.run_settings``), never reported under the
+new ones. ``--reuse-report`` also takes runs from earlier reports (the first that holds the
+run) made with the same settings (``settings`` in the report: a digest of each method's config
+with ``--cfg-options`` merged, so the runs of an option that has since become the config's
+default are reused), iterations, and the same packages, kernels and generated benchmark
+(``environment`` in the report, ``mmseg_iccld.apis.run_environment``: runs are deterministic
+for one install and CPU, not across them).
 
 Writes ``OUT.json`` (every run's mIoU and per-class IoU, the commands' settings) and
 ``OUT.md`` (mean and spread per method, every seed, and the per-class means).
@@ -171,8 +170,8 @@ def trained_config(method: str, work_dir: str) -> str:
 def test_at_k(method: str, seed: int, k: int, checkpoint: str, args) -> float:
     """Target mIoU of an ICCLD checkpoint decoded with K DDIM steps (reused if it exists)."""
     work_dir = run_dir(method, seed, args)
-    metrics = tool_runs.tested_metrics(ROOT, 
-        trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_k{k}'),
+    metrics = tool_runs.tested_metrics(
+        ROOT, trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_k{k}'),
         ['--cfg-options', f'model.model.test_cfg.num_inference_steps={k}'], args.fresh)
     return float(metrics['metrics']['mIoU'])
 
@@ -184,7 +183,7 @@ def current_environment() -> dict:
 
 
 def method_digest(method: str, args) -> str:
-    """Digest of ``method``'s config with ``--cfg-options`` (``run_config.settings_digest``)."""
+    """Digest of ``method``'s config with ``--cfg-options`` (``run_settings.settings_digest``)."""
     return settings_digest(settings_now(osp.join(ROOT, METHODS[method]), args.cfg_options))
 
 
@@ -216,8 +215,9 @@ def test_uncertainty(method: str, seed: int, checkpoint: str, args) -> dict:
     """Uncertainty quality of an ICCLD checkpoint with S draws and with one pass (reused)."""
     samples = args.uncertainty_samples
     work_dir = run_dir(method, seed, args)
-    return tool_runs.tested_metrics(ROOT, 
-        trained_config(method, work_dir), checkpoint, osp.join(work_dir, f'test_s{samples}'),
+    return tool_runs.tested_metrics(
+        ROOT, trained_config(method, work_dir), checkpoint,
+        osp.join(work_dir, f'test_s{samples}'),
         ['--uncertainty-samples', str(samples)], args.fresh)['uncertainty']
 
 
@@ -250,13 +250,15 @@ def train_and_test(method: str, seed: int, args) -> dict:
     else:
         if resume:
             print(f'[results] {method}, seed {seed}: phase 1 from {resume[1]}', flush=True)
-        tool_runs.run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir] + resume +
-            ['--cfg-options'] + options, osp.join(ROOT, work_dir, 'train.out'))
+        tool_runs.run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+                      + resume + ['--cfg-options'] + options,
+                      osp.join(ROOT, work_dir, 'train.out'))
         train_s = round(time.time() - start, 1)
         with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
     tool_runs.run([sys.executable, 'tools/test.py', trained_config(method, work_dir), checkpoint,
-         '--work-dir', osp.join(work_dir, 'test')], osp.join(ROOT, work_dir, 'test.out'))
+                   '--work-dir', osp.join(work_dir, 'test')],
+                  osp.join(ROOT, work_dir, 'test.out'))
     with open(osp.join(ROOT, metrics_path)) as f:
         metrics = json.load(f)
     metrics['train_seconds'] = train_s
@@ -275,7 +277,7 @@ def main(argv=None):
     if not osp.isfile(data):
         print('[results] generating the synthetic benchmark into data/synthetic')
         tool_runs.run([sys.executable, 'tools/make_synthetic_uda.py', '--out', 'data/synthetic'],
-            osp.join(ROOT, 'work_dirs', 'make_synthetic_uda.out'))
+                      osp.join(ROOT, 'work_dirs', 'make_synthetic_uda.out'))
     if any(m.startswith('adverse_') for m in args.plan) and \
             not osp.isdir(osp.join(ROOT, ADVERSE_DATA)):
         print(f'[results] generating the adverse target into {ADVERSE_DATA}')

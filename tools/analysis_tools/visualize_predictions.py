@@ -11,13 +11,13 @@ import argparse
 import os
 import os.path as osp
 
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 from mmseg_iccld.apis.checkpoint_reading import check_state_dict, read_checkpoint, sub_state_dict
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
 from mmseg_iccld.apis.config_loading import load_config
+from mmseg_iccld.engine.cfg_options import CfgOptionsAction
 
 
 def parse_args():
