@@ -1,6 +1,7 @@
 # DAFormer (MiT-B5, DACS + rare class sampling + thing-class feature distance),
-# Cityscapes -> ACDC (fog, night, rain, snow), 512x512 crops, 40k iterations, at the anchors' settings for this pair:
-# no pseudo-label margins (the target has no rectification border).
+# Cityscapes -> ACDC (fog, night, rain, snow), 512x512 crops, 40k iterations, as DAFormer ran
+# this pair (its experiments.py, id 8): rare class sampling on the Cityscapes source and
+# DACS's pseudo-label margins (15 top, 120 bottom rows of the target crop, plcrop=True).
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/daformer_mitb5.py',
@@ -8,4 +9,4 @@ _base_ = [
     '../_base_/uda/dacs.py',
     '../_base_/schedules/adamw_poly_40k.py',
 ]
-model = dict(_base_.uda, _delete_=True, model=_base_.model, pseudo_margins=(0, 0, 0, 0))
+model = dict(_base_.uda, _delete_=True, model=_base_.model)

@@ -1,7 +1,8 @@
 # HRDA (MiT-B5, DAFormer head at a context and a detail scale, DACS + rare class sampling +
 # thing-class feature distance), Cityscapes -> Dark Zurich (night), 1024x1024 crops with a
-# 512x512 detail crop, 40k iterations; no pseudo-label margins (the anchors' setting for this
-# target, which has no rectification border).
+# 512x512 detail crop, 40k iterations, as HRDA ran this pair (its experiments.py, id 49):
+# rare class sampling on the Cityscapes source and no pseudo-label margins (plcrop=False: the
+# target has no rectification border).
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/models/hrda_mitb5.py',

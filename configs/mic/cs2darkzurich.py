@@ -1,6 +1,9 @@
-# MIC (HRDA + masked image consistency), Cityscapes -> Dark Zurich (night): hrda/cs2darkzurich.py plus
-# MIC's loss on the target with 70% of its 64x64 patches dropped. For the clear-to-adverse
-# pairs MIC masks the target without its color augmentation (its mask_mode 'separate').
+# MIC (HRDA + masked image consistency), Cityscapes -> Dark Zurich (night):
+# hrda/cs2darkzurich.py plus MIC's loss on the target with 70% of its 64x64 patches dropped,
+# without color augmentation. MIC's own runs for the clear-to-adverse pairs
+# (seg/experiments.py, id 80) use mask_mode 'separate': the first source and the first
+# target image of the batch, masked without color augmentation. The masking here covers the
+# target batch only, so this is MIC's 'separatetrg' (target only, no color augmentation).
 _base_ = ['../hrda/cs2darkzurich.py']
 model = dict(
     alpha=0.999,

@@ -21,7 +21,8 @@ class ACDCDataset(InPlaceDataset):
             anchors' Cityscapes -> ACDC benchmark.
         with_labels: Whether to pair each image with its label; default: all splits but
             ``'test'``.
-        **kwargs: Passed to ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
+        **kwargs: ``skip_invalid`` (:class:`InPlaceDataset`) and the arguments of
+            ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
     """
 
     LAYOUT = """\

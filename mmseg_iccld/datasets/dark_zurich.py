@@ -28,7 +28,8 @@ class DarkZurichInPlaceDataset(InPlaceDataset):
         condition: ``'night'`` (default), or for the train split ``'day'`` / ``'twilight'``.
         with_labels: Whether to pair each image with its label; default: only ``'val'`` has
             labels.
-        **kwargs: Passed to ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
+        **kwargs: ``skip_invalid`` (:class:`InPlaceDataset`) and the arguments of
+            ``BaseSegDataset`` (``data_root``, ``pipeline``, ...).
     """
 
     LAYOUT = """\
@@ -39,7 +40,8 @@ class DarkZurichInPlaceDataset(InPlaceDataset):
     def __init__(self, split: str = 'train', condition: str = 'night',
                  with_labels: Optional[bool] = None, **kwargs) -> None:
         if split not in SPLITS:
-            raise ValueError(f'DarkZurichInPlaceDataset: split must be one of {SPLITS}, got {split!r}')
+            raise ValueError(f'DarkZurichInPlaceDataset: split must be one of {SPLITS}, got '
+                             f'{split!r}')
         if condition not in CONDITIONS or (split != 'train' and condition != 'night'):
             raise ValueError(f'DarkZurichInPlaceDataset: the {split} split has the conditions '
                              f'{CONDITIONS if split == "train" else ("night", )}, got '

@@ -7,7 +7,7 @@ loading transforms (which run them on every sample they load).
 """
 import logging
 import os.path as osp
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import print_log
@@ -182,6 +182,35 @@ def check_same_size(image_shape: Sequence[int], label_shape: Sequence[int], imag
     if (ih, iw) != (lh, lw):
         raise DataFileError(f'{label_path}: label size {lw}x{lh} differs from the size '
                             f'{iw}x{ih} of its image {image_path} (width x height)')
+
+
+def file_problems(image: str, label: Optional[str] = None) -> List[str]:
+    """Every problem of an image and its label that the files' first and last bytes and their
+    headers show: missing, empty, truncated, an unreadable header, a label whose size is not
+    the image's. Pixels are not decoded, so a whole dataset is checked in seconds.
+
+    Args:
+        image: Image file path.
+        label: Label file path; None for an image without one.
+
+    Returns:
+        One line per problem, each starting with the file it is about; empty when none.
+    """
+    problems, sizes = [], []
+    for path in (image, label):
+        if path is None:
+            continue
+        try:
+            check_file_complete(path)
+            sizes.append(read_image_size(path))
+        except DataFileError as e:
+            problems.append(str(e))
+    if len(sizes) == 2:
+        try:
+            check_same_size(sizes[0], sizes[1], image, label)
+        except DataFileError as e:
+            problems.append(str(e))
+    return problems
 
 
 def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int,

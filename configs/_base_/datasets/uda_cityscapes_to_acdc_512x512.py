@@ -3,8 +3,8 @@
 # 1024x512, ACDC (1920x1080) to 960x540, 512x512 crops; validation on ACDC val at 960x540.
 # ACDC is read in place (mmseg_iccld/datasets/acdc.py); Cityscapes needs
 # tools/convert_datasets/cityscapes.py (train ids and the class statistics of rare class
-# sampling, which the anchors use with Cityscapes as the source too). ACDC and Dark Zurich
-# have no rectification border: no pseudo-label margins (the anchors' plcrop=False).
+# sampling, which the anchors use with Cityscapes as the source too). Pseudo-label margins
+# are the method configs' choice (DAFormer ran these pairs with them, HRDA and MIC without).
 _base_ = ['./uda_gta_to_cityscapes_512x512.py']
 source_data_root = 'data/cityscapes'
 target_data_root = 'data/acdc'
