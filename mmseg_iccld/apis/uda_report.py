@@ -67,9 +67,15 @@ def to_markdown(report: dict) -> str:
     summary = report['summary']
     runs = report['runs']
     seeds = report['seeds']
+    if all(method.startswith('adverse_') for method in runs):
+        benchmark = ("Generated clear -> adverse benchmark (the Cityscapes-like target of "
+                     "`tools/make_synthetic_uda.py` as the source; its `--adverse` night and fog "
+                     "scenes in ACDC's layout as the target), adverse val split; ")
+    else:
+        benchmark = ("Generated synthetic GTA5-like -> Cityscapes-like benchmark "
+                     "(`tools/make_synthetic_uda.py`, default arguments), target val split; ")
     lines = [
-        f"Generated synthetic GTA5-like -> Cityscapes-like benchmark "
-        f"(`tools/make_synthetic_uda.py`, default arguments), target val split; "
+        benchmark +
         f"{report['iters']} iterations per run, batch 2 + 2, tiny MiT; seeds "
         f"{', '.join(map(str, seeds))}. Written by `{report['command']}` on {report['date']}."
         + (f" Variant `{report['tag']}`: `--cfg-options {' '.join(report['cfg_options'])}`."
