@@ -23,18 +23,13 @@ from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as _cityscapes_labels
 from mmengine.utils import track_parallel_progress, track_progress
 from PIL import Image
 
+from .label_tables import CITYSCAPES_TABLE
 from .synthetic import CAR, LIGHT, POLE, ROAD, SIDEWALK, SKY, draw_layout, render
 
 CONDITIONS = ('night', 'fog')
-# label id -> train id (255: no class), from cityscapesscripts
-_TRAIN_IDS = np.full(256, 255, np.uint8)
-for _label in _cityscapes_labels:
-    if 0 <= _label.id < 256 and 0 <= _label.trainId < 255:
-        _TRAIN_IDS[_label.id] = _label.trainId
 # the domain code of the adverse scenes' seeds (the clear benchmark uses 0 and 1)
 ADVERSE_DOMAIN = 2
 
@@ -124,7 +119,7 @@ def _write_adverse_sample(task: Tuple[str, str, str, int, Tuple[int, int], float
     os.makedirs(osp.dirname(label_stem), exist_ok=True)
     Image.fromarray(img).save(img_path)
     Image.fromarray(label).save(f'{label_stem}_gt_labelIds.png')
-    Image.fromarray(_TRAIN_IDS[label]).save(f'{label_stem}_gt_labelTrainIds.png')
+    Image.fromarray(CITYSCAPES_TABLE.to_train_ids(label)).save(f'{label_stem}_gt_labelTrainIds.png')
 
 
 def adverse_tasks(root: str, num_train: int = 200, num_val: int = 50,
