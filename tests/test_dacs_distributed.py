@@ -1,4 +1,5 @@
 """DACS.train_step under MMSeparateDistributedDataParallel: two CPU (gloo) processes."""
+import gc
 import os.path as osp
 
 import torch
@@ -48,7 +49,13 @@ def _worker(rank: int, init_file: str, result_dir: str) -> None:
         results[f'{key}_teacher_ema'] = torch.allclose(
             _flat(dacs.teacher.module), 0.5 * theta0 + 0.5 * theta1, atol=1e-6)
         results[f'{key}_logged'] = 'src.loss_feat_dist' in log and 'mix.decode.loss_ce' in log
+        # the DDP wrapper's reducer must be gone before the process group is: destroying the
+        # group under a live reducer aborts the process now and then ("terminate called
+        # without an active exception")
+        del model, dacs, student
+        gc.collect()
     torch.save(results, osp.join(result_dir, f'{rank}.pt'))
+    dist.barrier()
     dist.destroy_process_group()
 
 
