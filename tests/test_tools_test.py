@@ -143,12 +143,19 @@ def predictions_below(pred_dir) -> list:
 def confusion_iou(pred_dir: str, gt_root: str) -> np.ndarray:
     """Per-class IoU (percent) from the written predictions and the train-id labels; each
     prediction lies where its image lies below ``leftImg8bit/val`` (``<city>/<name>``)."""
-    confusion = np.zeros((19, 19), dtype=np.int64)
+    pairs = []
     for relative in predictions_below(pred_dir):
-        path = osp.join(pred_dir, relative)
         gt_path = osp.join(gt_root, 'gtFine', 'val', relative.replace(
             '_leftImg8bit.png', '_gtFine_labelTrainIds.png'))
-        gt, pred = np.array(Image.open(gt_path)), np.array(Image.open(path))
+        pairs.append((np.array(Image.open(gt_path)),
+                      np.array(Image.open(osp.join(pred_dir, relative)))))
+    return pairs_iou(pairs)
+
+
+def pairs_iou(pairs) -> np.ndarray:
+    """Per-class IoU (percent, two decimals) over ``(train-id label, prediction)`` pairs."""
+    confusion = np.zeros((19, 19), dtype=np.int64)
+    for gt, pred in pairs:
         valid = gt != 255
         confusion += np.bincount(19 * gt[valid].astype(int) + pred[valid],
                                  minlength=361).reshape(19, 19)

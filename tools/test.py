@@ -10,6 +10,12 @@ DAFormer, HRDA and MIC report them. ``--weights teacher`` tests the EMA teacher 
 also holds instead (``teacher.module.*``, loaded into the student's network; the teacher is a
 copy of the student, so the network is the same and only the weights differ).
 
+A config with ``test_sets`` (name -> dataset config; the domain-generalisation configs:
+Cityscapes, BDD100K, Mapillary) is evaluated on each of them in turn, in this one call: each
+gets what a single test set gets, in ``<work dir>/<name>/`` (``--out``, ``--show-dir`` and
+``--table-out`` gain a ``/<name>`` folder or an ``_<name>`` suffix), and ``<work
+dir>/metrics.json`` and ``test_sets.md`` sum them up (mIoU per set and their mean).
+
 Writes ``metrics.json`` and the per-class IoU table of UDA papers (mIoU, Road, S.Walk, ...,
 Bike; mIoU16 and mIoU13 for Synthia) as ``per_class.csv`` and ``per_class.md`` into the work
 dir, or ``PREFIX.csv`` / ``PREFIX.md``. The config's ``IoUMetric`` / ``SynthiaIoUMetric`` is
@@ -44,6 +50,7 @@ import argparse
 import json
 import os
 import os.path as osp
+from typing import Optional
 
 from mmseg_iccld.apis.checkpoint_reading import evaluated_network, tested_weights
 from mmseg_iccld.apis.cli_errors import exit_on_user_error
@@ -194,6 +201,24 @@ def main(argv=None):
     # runner (whose loader leaves keys of DDP-wrapped children unloaded)
     cfg.load_from = None
     cfg.resume = False
+    test_sets = cfg.get('test_sets')
+    if not test_sets or args.server_out:
+        evaluate(cfg, args)
+        return
+    from mmseg_iccld.apis.test_sets import evaluate_test_sets
+    evaluate_test_sets(cfg, args, test_sets, evaluate)
+
+
+def evaluate(cfg, args) -> Optional[dict]:
+    """Evaluate the checkpoint on ``cfg``'s test set; write and print what the module says.
+
+    Args:
+        cfg: The loaded config (``load_from`` cleared).
+        args: The command line.
+
+    Returns:
+        What ``metrics.json`` holds, on rank 0; None on other ranks and for --server-out.
+    """
     if args.server_out:
         from mmseg_iccld.engine.server_export import check_export_folder, server_test_split
         check_export_folder(args.server_out, args.config, args.checkpoint)
@@ -239,11 +264,11 @@ def main(argv=None):
         metrics = runner.test()
         single = single_pass_uncertainty(runner, network, samples) if samples > 1 else None
     if runner.rank != 0:
-        return
+        return None
     if args.server_out:
         print(f'{export.written} prediction(s) of the test split ({server_ids}, named after '
               f'their images) written to {args.server_out}')
-        return
+        return None
     uncertainty = None if single is None else uncertainty_section(
         metrics, single, samples, network.num_inference_steps)
     per_class = {k[len(PER_CLASS_PREFIX):]: finite_or_none(float(v))
@@ -269,6 +294,7 @@ def main(argv=None):
     else:
         print('no per-class table: the test evaluator is neither IoUMetric nor '
               'SynthiaIoUMetric')
+    return result
 
 
 if __name__ == '__main__':

@@ -118,3 +118,32 @@ _SYNTHIA_TRAINED = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 1: 1
                     17: 12, 8: 13, 19: 15, 12: 17, 11: 18}
 SYNTHIA_TABLE = LabelTable(
     'Synthia', {i: _SYNTHIA_TRAINED.get(i, IGNORE_INDEX) for i in range(23)}, num_ids=23)
+
+
+def _mapillary_v1_id_to_train_id() -> Dict[int, int]:
+    # Mapillary Vistas v1.2's 66 classes in id order are mmseg's MapillaryDataset_v1 class
+    # list; the grouping into the 19 Cityscapes classes is HRDA's for domain generalisation.
+    from mmseg.datasets import MapillaryDataset_v1
+    names = MapillaryDataset_v1.METAINFO['classes']
+    train_id = {name: i for i, name in enumerate(_CITYSCAPES_TRAIN_NAMES)}
+    return {i: train_id.get(_MAPILLARY_TO_CITYSCAPES.get(name), IGNORE_INDEX)
+            for i, name in enumerate(names)}
+
+
+_CITYSCAPES_TRAIN_NAMES = tuple(
+    label.name for label in sorted(_cityscapes_labels, key=lambda label: label.trainId)
+    if 0 <= label.trainId < NUM_TRAIN_CLASSES)
+# Mapillary Vistas v1.2 class -> Cityscapes class; every other class is ignored (255).
+_MAPILLARY_TO_CITYSCAPES = {
+    'Road': 'road', 'Lane Marking - General': 'road', 'Manhole': 'road',
+    'Curb': 'sidewalk', 'Sidewalk': 'sidewalk',
+    'Building': 'building', 'Wall': 'wall', 'Fence': 'fence',
+    'Pole': 'pole', 'Utility Pole': 'pole',
+    'Traffic Light': 'traffic light', 'Traffic Sign (Front)': 'traffic sign',
+    'Vegetation': 'vegetation', 'Terrain': 'terrain', 'Sky': 'sky', 'Person': 'person',
+    'Bicyclist': 'rider', 'Motorcyclist': 'rider', 'Other Rider': 'rider',
+    'Car': 'car', 'Truck': 'truck', 'Bus': 'bus', 'On Rails': 'train',
+    'Motorcycle': 'motorcycle', 'Bicycle': 'bicycle',
+}
+MAPILLARY_V1_TABLE = LabelTable('Mapillary Vistas v1.2', _mapillary_v1_id_to_train_id(),
+                                num_ids=66)

@@ -205,14 +205,14 @@ def check_training_files(source, target) -> None:
 
     Args:
         source: The source dataset.
-        target: The target dataset.
+        target: The target dataset, or None (source-only training).
 
     Raises:
         FileNotFoundError: When a dataset is empty, or listing every missing file.
     """
     missing, target_unlabelled, target_total = [], [], 0
     for role, dataset in (('source', source), ('target', target)):
-        if not _is_local(dataset):
+        if dataset is None or not _is_local(dataset):
             continue
         if len(dataset) == 0:
             raise FileNotFoundError(f'UDADataset: the {role} dataset ({type(dataset).__name__})'

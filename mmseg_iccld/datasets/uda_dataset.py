@@ -17,6 +17,10 @@ a note and its sample loads without ``gt_sem_seg`` (:class:`SkipMissingLabel`). 
 converter skipped (``conversion_report.json``) are left out of both datasets. With rare class
 sampling, the class statistics must count exactly the source labels: a label added after the
 converter wrote them would never be drawn, so a difference either way stops the build.
+
+Without a target (``target=None``) the items are source samples alone (``inputs``,
+``data_samples``): source-only training for domain generalisation, with the same rare class
+sampling and checks as the UDA pair.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Union
@@ -53,7 +57,9 @@ class UDADataset:
     Args:
         source: Config or built source dataset (labelled; its ``data_root`` holds the class
             statistics when RCS is on). Its metainfo (classes, palette) is this dataset's.
-        target: Config or built target dataset, with the same classes as the source.
+        target: Config or built target dataset, with the same classes as the source; None
+            for source samples alone (domain generalisation: :class:`~..models.uda.
+            source_only.SourceOnly` trains on them), ``len(source)`` items.
         rare_class_sampling: ``None`` (off) or ``dict(class_temp=0.01, min_pixels=3000,
             min_crop_ratio=0.5)``: the temperature ``T`` of ``p_c = softmax((1 - f_c) / T)``;
             the pixels of class ``c`` an image needs to be a candidate of ``c``; the crop is
@@ -63,15 +69,16 @@ class UDADataset:
 
     def __init__(self,
                  source: Union[dict, BaseDataset],
-                 target: Union[dict, BaseDataset],
+                 target: Union[dict, BaseDataset, None],
                  rare_class_sampling: Optional[dict] = None) -> None:
         self.source = self._build(source, 'source')
-        self.target = self._build(target, 'target')
+        self.target = None if target is None else self._build(target, 'target')
         self._check_classes()
-        for role, dataset in (('source', self.source), ('target', self.target)):
+        for role, dataset in self._datasets():
             leave_out_skipped(dataset, role)
         check_training_files(self.source, self.target)
-        make_labels_optional(self.target)
+        if self.target is not None:
+            make_labels_optional(self.target)
         self.rcs_enabled = rare_class_sampling is not None
         if self.rcs_enabled:
             self._init_rare_class_sampling(dict(rare_class_sampling))
@@ -83,12 +90,12 @@ class UDADataset:
 
     def full_init(self) -> None:
         """Fully initialise both datasets (the runner calls this after building)."""
-        for dataset in (self.source, self.target):
+        for _, dataset in self._datasets():
             if hasattr(dataset, 'full_init'):
                 dataset.full_init()
 
     def __len__(self) -> int:
-        return len(self.source) * len(self.target)
+        return len(self.source) * (1 if self.target is None else len(self.target))
 
     def __getitem__(self, idx: int) -> dict:
         """One source/target pair.
@@ -97,14 +104,18 @@ class UDADataset:
             idx: Pair index; ignored with rare class sampling.
 
         Returns:
-            ``dict(inputs, data_samples, target_inputs, target_data_samples)``.
+            ``dict(inputs, data_samples, target_inputs, target_data_samples)``; without a
+            target, ``dict(inputs, data_samples)``.
         """
+        if not self.rcs_enabled and not 0 <= idx < len(self):
+            raise IndexError(f'UDADataset index {idx} out of range [0, {len(self)}).')
+        if self.target is None:
+            source = self.get_rare_class_sample() if self.rcs_enabled else self.source[idx]
+            return dict(inputs=source['inputs'], data_samples=source['data_samples'])
         if self.rcs_enabled:
             source = self.get_rare_class_sample()
             target = self.target[np.random.randint(len(self.target))]
         else:
-            if not 0 <= idx < len(self):
-                raise IndexError(f'UDADataset index {idx} out of range [0, {len(self)}).')
             source = self.source[idx // len(self.target)]
             target = self.target[idx % len(self.target)]
         return dict(
@@ -134,6 +145,11 @@ class UDADataset:
 
     # helpers
 
+    def _datasets(self):
+        """``(role, dataset)`` of the source and, when there is one, the target."""
+        return [('source', self.source)] + ([] if self.target is None else
+                                            [('target', self.target)])
+
     @staticmethod
     def _build(dataset: Union[dict, BaseDataset], role: str) -> BaseDataset:
         if isinstance(dataset, dict):
@@ -154,6 +170,8 @@ class UDADataset:
                         f'dataset with metainfo, got {type(dataset).__name__}.')
 
     def _check_classes(self) -> None:
+        if self.target is None:
+            return
         src = tuple(self.source.metainfo.get('classes') or ())
         tgt = tuple(self.target.metainfo.get('classes') or ())
         if src != tgt:

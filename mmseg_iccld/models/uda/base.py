@@ -1,12 +1,14 @@
-"""The runner-facing half of the student-teacher UDA models (DACS and its subclasses).
+"""The runner-facing half of the UDA models (DACS and its subclasses, and SourceOnly).
 
 mmengine's runner trains through ``train_step`` and evaluates through ``forward(...,
 mode='predict')``; the UDA models evaluate their student, keep a frozen ImageNet copy in eval
-mode, optionally keep their weights and images channels-last, and sum, check and backpropagate
-the loss dict of each domain the same way. ``UDAModel`` holds that shared part; the iteration
-itself is ``DACS.train_step``, whose named parts its subclasses override.
+mode for DAFormer's feature distance, optionally keep their weights and images channels-last,
+and sum, check and backpropagate the loss dict of each domain the same way. ``UDAModel`` holds
+that shared part, the source loss with the feature distance included; the iteration itself is
+``DACS.train_step`` (whose named parts its subclasses override) or ``SourceOnly.train_step``.
 """
 from collections import OrderedDict
+from copy import deepcopy
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,6 +20,7 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, OptSampleLis
                          add_prefix)
 from torch import Tensor
 
+from .feature_distance import capture_imnet_features, feature_distance_loss
 from .iteration import UDAIteration
 from .loss_guard import NonFiniteLossGuard
 
@@ -25,8 +28,8 @@ from .loss_guard import NonFiniteLossGuard
 class UDAModel(BaseModel):
     """A student segmentor (``model``) trained by a UDA iteration, evaluated alone.
 
-    Subclasses add the teacher and the rest, set ``imnet_backbone`` when they keep a frozen
-    ImageNet copy, and call :meth:`apply_speed_options` once all their modules exist.
+    Subclasses add the teacher and the rest, call :meth:`keep_imnet_backbone` for the feature
+    distance, and call :meth:`apply_speed_options` once all their modules exist.
 
     Args:
         model: Config (or module) of the student, any mmseg segmentor.
@@ -54,7 +57,15 @@ class UDAModel(BaseModel):
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.model = MODELS.build(model) if isinstance(model, dict) else model
+        if not hasattr(self.model, 'backbone'):
+            raise TypeError(f'{type(self).__name__} needs a segmentor with a backbone, got '
+                            f'{type(self.model).__name__}')
         self.imnet_backbone = None
+        self.imnet_feature_dist_lambda = 0.0
+        head = self.model.decode_head
+        head = head[-1] if isinstance(head, nn.ModuleList) else head
+        self.num_classes = head.num_classes
+        self.ignore_index = head.ignore_index
         self.channels_last = channels_last
         self.compile_modules = tuple(compile_modules)
         self.compile_cfg = dict(compile_cfg or {})
@@ -76,6 +87,78 @@ class UDAModel(BaseModel):
                 raise ValueError(f'compile_modules: the student ({student}) has no submodule '
                                  f'{name!r}') from None
             module.forward = torch.compile(module.forward, **self.compile_cfg)
+
+    def keep_imnet_backbone(self, lambda_: float, classes: Optional[Sequence[int]],
+                            scale_min_ratio: float) -> None:
+        """Set up DAFormer's ImageNet feature distance: a frozen copy of the student's backbone.
+
+        Args:
+            lambda_: Weight of the feature distance; 0 turns it off (and no copy is kept).
+            classes: Classes whose pixels enter it; None for all pixels.
+            scale_min_ratio: Majority ratio a feature cell's class needs when the label is
+                downscaled to the feature grid.
+        """
+        self.imnet_feature_dist_lambda = lambda_
+        self.imnet_feature_dist_classes = None if classes is None else tuple(classes)
+        self.imnet_feature_dist_scale_min_ratio = scale_min_ratio
+        if lambda_ > 0:
+            self.imnet_backbone = deepcopy(self.model.backbone).requires_grad_(False)
+            # It receives the student's initialised backbone before the first step; marking
+            # it initialised keeps init_weights from reading the pretrained file twice.
+            self.imnet_backbone._is_init = True
+
+    def source_losses(self, inputs: Tensor, data_samples: SampleList, **kwargs) -> dict:
+        """Supervised source loss and, on the same forward pass, the feature distance.
+
+        The feature distance reads the last of the backbone features the student names as
+        ImageNet-comparable (:func:`capture_imnet_features`: HRDA's context view, else the
+        backbone features of ``inputs``), taken from this forward pass, also under DDP.
+
+        Args:
+            inputs: Source images ``(N, 3, H, W)``.
+            data_samples: Source data samples with ``gt_sem_seg``.
+            **kwargs: Passed to the student's ``forward``; ``mode`` defaults to 'loss'.
+
+        Returns:
+            The student's output: its loss dict, or (another ``mode``) an output holding
+            it as ``losses``; the dict gets ``loss_feat_dist`` when the feature distance is
+            on.
+        """
+        kwargs.setdefault('mode', 'loss')
+        if self.imnet_backbone is None:
+            return self.model(inputs, data_samples, **kwargs)
+        with capture_imnet_features(self.student, inputs) as calls:
+            output = self.model(inputs, data_samples, **kwargs)
+        if len(calls) != 1:
+            raise RuntimeError(
+                f'{type(self.student).__name__} made {len(calls)} ImageNet-comparable backbone '
+                'calls in its forward pass, not one: a segmentor that does not encode its input '
+                'as it is must name that call through an imnet_feature_tap attribute '
+                '(models/uda/feature_distance.py)')
+        backbone_input, features = calls[0]
+        labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
+        losses = output if isinstance(output, dict) else output.losses
+        losses['loss_feat_dist'] = self.feature_distance(backbone_input, features[-1], labels)
+        return output
+
+    def feature_distance(self, backbone_input: Tensor, features: Tensor,
+                         labels: Tensor) -> Tensor:
+        """Lambda times the thing-class distance to the frozen backbone's last feature.
+
+        Args:
+            backbone_input: What the student's backbone received ``(N, 3, H, W)``.
+            features: Student's last backbone feature ``(N, C, h, w)``.
+            labels: Source labels ``(N, 1, H', W')``.
+
+        Returns:
+            0-dim tensor.
+        """
+        with torch.no_grad():
+            reference = self.imnet_backbone(backbone_input)[-1].detach()
+        distance = feature_distance_loss(
+            features, reference, labels, self.imnet_feature_dist_classes,
+            self.imnet_feature_dist_scale_min_ratio, self.num_classes, self.ignore_index)
+        return self.imnet_feature_dist_lambda * distance
 
     @property
     def student(self) -> nn.Module:

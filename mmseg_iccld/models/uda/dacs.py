@@ -22,7 +22,6 @@ subclass overrides or extends; a :class:`~.iteration.UDAIteration` carries their
 10. ``finish_iteration``: the log variables.
 """
 from collections import OrderedDict
-from copy import deepcopy
 from typing import Dict, Optional, Sequence, Tuple, Type, Union
 
 import torch
@@ -34,7 +33,6 @@ from torch import Tensor
 
 from .pixel_weights import bind_pixel_weighted_loss, weighted_data_samples
 from .base import UDAModel
-from .feature_distance import capture_imnet_features, feature_distance_loss
 from .iteration import UDAIteration
 from .masking import MaskedImageConsistency
 from .mixed_batch import ClassMixStep
@@ -119,9 +117,6 @@ class DACS(ClassMixStep, UDAModel):
         super().__init__(model, data_preprocessor=data_preprocessor, nonfinite=nonfinite,
                          channels_last=channels_last, compile_modules=compile_modules,
                          compile_cfg=compile_cfg, init_cfg=init_cfg)
-        if not hasattr(self.model, 'backbone'):
-            raise TypeError(f'DACS needs a segmentor with a backbone, got '
-                            f'{type(self.model).__name__}')
         bind_pixel_weighted_loss(self.model)
         self.teacher = EMATeacher(self.model, alpha=alpha)
 
@@ -130,23 +125,10 @@ class DACS(ClassMixStep, UDAModel):
         self.color_jitter_strength = color_jitter_strength
         self.color_jitter_probability = color_jitter_probability
         self.blur = blur
-        self.imnet_feature_dist_lambda = imnet_feature_dist_lambda
-        self.imnet_feature_dist_classes = (None if imnet_feature_dist_classes is None else
-                                           tuple(imnet_feature_dist_classes))
-        self.imnet_feature_dist_scale_min_ratio = imnet_feature_dist_scale_min_ratio
         self.mask_consistency = (None if mask_consistency is None else
                                  MaskedImageConsistency(**mask_consistency))
-
-        head = self.model.decode_head
-        head = head[-1] if isinstance(head, nn.ModuleList) else head
-        self.num_classes = head.num_classes
-        self.ignore_index = head.ignore_index
-
-        if imnet_feature_dist_lambda > 0:
-            self.imnet_backbone = deepcopy(self.model.backbone).requires_grad_(False)
-            # It receives the student's initialised backbone at iteration 0; marking it
-            # initialised keeps init_weights from reading the pretrained file twice.
-            self.imnet_backbone._is_init = True
+        self.keep_imnet_backbone(imnet_feature_dist_lambda, imnet_feature_dist_classes,
+                                 imnet_feature_dist_scale_min_ratio)
         self.apply_speed_options()
 
     @property
@@ -270,59 +252,6 @@ class DACS(ClassMixStep, UDAModel):
         self.teacher.update_parameters(self.student)
         if self.imnet_backbone is not None:
             self.imnet_backbone.load_state_dict(self.student.backbone.state_dict())
-
-    def source_losses(self, inputs: Tensor, data_samples: SampleList, **kwargs) -> dict:
-        """Supervised source loss and, on the same forward pass, the feature distance.
-
-        The feature distance reads the last of the backbone features the student names as
-        ImageNet-comparable (:func:`capture_imnet_features`: HRDA's context view, else the
-        backbone features of ``inputs``), taken from this forward pass, also under DDP.
-
-        Args:
-            inputs: Source images ``(N, 3, H, W)``.
-            data_samples: Source data samples with ``gt_sem_seg``.
-            **kwargs: Passed to the student's ``forward``; ``mode`` defaults to 'loss'.
-
-        Returns:
-            The student's output: its loss dict, or (another ``mode``) an output holding
-            it as ``losses``; the dict gets ``loss_feat_dist`` when the feature distance is
-            on.
-        """
-        kwargs.setdefault('mode', 'loss')
-        if self.imnet_backbone is None:
-            return self.model(inputs, data_samples, **kwargs)
-        with capture_imnet_features(self.student, inputs) as calls:
-            output = self.model(inputs, data_samples, **kwargs)
-        if len(calls) != 1:
-            raise RuntimeError(
-                f'{type(self.student).__name__} made {len(calls)} ImageNet-comparable backbone '
-                'calls in its forward pass, not one: a segmentor that does not encode its input '
-                'as it is must name that call through an imnet_feature_tap attribute '
-                '(models/uda/feature_distance.py)')
-        backbone_input, features = calls[0]
-        labels = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        losses = output if isinstance(output, dict) else output.losses
-        losses['loss_feat_dist'] = self.feature_distance(backbone_input, features[-1], labels)
-        return output
-
-    def feature_distance(self, backbone_input: Tensor, features: Tensor,
-                         labels: Tensor) -> Tensor:
-        """Lambda times the thing-class distance to the frozen backbone's last feature.
-
-        Args:
-            backbone_input: What the student's backbone received ``(N, 3, H, W)``.
-            features: Student's last backbone feature ``(N, C, h, w)``.
-            labels: Source labels ``(N, 1, H', W')``.
-
-        Returns:
-            0-dim tensor.
-        """
-        with torch.no_grad():
-            reference = self.imnet_backbone(backbone_input)[-1].detach()
-        distance = feature_distance_loss(
-            features, reference, labels, self.imnet_feature_dist_classes,
-            self.imnet_feature_dist_scale_min_ratio, self.num_classes, self.ignore_index)
-        return self.imnet_feature_dist_lambda * distance
 
     @torch.no_grad()
     def pseudo_label(self, inputs: Tensor,
