@@ -223,3 +223,21 @@ def test_arch_sizes_and_unknown_vit_cfg_keys():
         backbone(vit_cfg=dict(embed_dim=48, depth=4))
     with pytest.raises(ValueError, match='got num_register_tokens'):
         backbone(vit_cfg=dict(SMALL, num_register_tokens=2))
+
+
+def test_without_the_pyramid_the_rescaled_inputs_token_maps_come_out():
+    """VFM-UDA's path: the input resized by 1.1 (64 -> 70, 5 x 5 patches), the last block's
+    normalised token map, no pyramid."""
+    model = backbone(pyramid=False, input_scale=1.1)
+    assert model.out_indices == (3,) and model.pyramid is None
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        expected = model.block_features(torch.nn.functional.interpolate(
+            x, size=(70, 70), mode='bilinear', align_corners=False))
+    assert len(out) == 1 and out[0].shape == (1, 32, 5, 5)
+    torch.testing.assert_close(out[0], expected[0], rtol=0, atol=1e-6)
+    # without a scale the input is resized to the multiple of 14 below it: 60 x 75 -> 56 x 70
+    assert backbone(pyramid=False)(torch.randn(1, 3, 60, 75))[0].shape == (1, 32, 4, 5)
+    with pytest.raises(ValueError, match='pyramid=False only'):
+        backbone(input_scale=1.1)

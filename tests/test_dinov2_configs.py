@@ -2,7 +2,6 @@
 synthetic ones): what they swap in, and one training iteration each on the CPU at a reduced
 crop with random weights instead of the pretrained file."""
 import os.path as osp
-import time
 
 import pytest
 import torch
@@ -88,7 +87,6 @@ def one_iteration(cfg: Config) -> dict:
 @pytest.mark.parametrize('method', METHODS)
 @pytest.mark.parametrize('size', sorted(SIZES))
 def test_config_trains_one_iteration_on_a_reduced_crop(method, size):
-    start = time.perf_counter()
     log_vars = one_iteration(load(f'{method}/gta2cs_dinov2_{size}.py'))
     keys = {'daformer': ['src.decode.loss_ce', 'mix.decode.loss_ce'],
             'hrda': ['src.decode.hr.loss_ce', 'mix.decode.hr.loss_ce'],
@@ -96,7 +94,35 @@ def test_config_trains_one_iteration_on_a_reduced_crop(method, size):
             'iccld': ['src.decode.loss_ce', 'src.loss_ldm', 'mix.loss_adv_gen', 'dis.loss']}
     for key in keys[method]:
         assert key in log_vars and torch.isfinite(log_vars[key]), (key, sorted(log_vars))
-    assert time.perf_counter() - start < 120
+
+
+@pytest.mark.parametrize('size', sorted(SIZES))
+def test_vfm_uda_config_is_the_lightweight_head_on_the_last_block(size):
+    arch, channels, depth, _ = SIZES[size]
+    cfg = load(f'vfm_uda/gta2cs_{size}.py')
+    segmentor = cfg.model.model
+    backbone = segmentor.backbone
+    assert (backbone.arch, backbone.pyramid, backbone.input_scale) == (arch, False, 1.1)
+    assert 'out_indices' not in backbone  # the last block
+    assert segmentor.decode_head.type == 'VFMUDAHead'
+    assert segmentor.decode_head.in_channels == channels
+    assert segmentor.test_cfg == dict(mode='slide', crop_size=(1024, 1024), stride=(512, 512))
+    assert cfg.model.type == 'DACS' and cfg.model.imnet_feature_dist_lambda == 0.0
+    assert cfg.model.mask_consistency.mask_ratio == 0.7
+    assert tuple(cfg.model.pseudo_margins) == (0, 0, 0, 0)
+    optim = cfg.optim_wrapper
+    # VFM-UDA: 5e-5 * sqrt(batch 2) for the head, 0.1x for the ViT, both sizes; no decay
+    assert optim.optimizer.lr == 7.07e-06 and optim.paramwise_cfg.custom_keys.head.lr_mult == 10
+    assert (optim.paramwise_cfg.num_layers, optim.paramwise_cfg.layer_decay_rate) == (depth, 1.0)
+    for role in ('source', 'target'):
+        pipeline = cfg.train_dataloader.dataset[role].pipeline
+        resize = [t for t in pipeline if 'Resize' in t.type]
+        assert resize == [dict(type='RandomResize', scale=(2560, 1440) if role == 'source' else
+                               (2048, 1024), ratio_range=(0.9, 1.1), keep_ratio=True)]
+        assert all(t.type != 'PseudoLabelMargins' for t in pipeline)
+    log_vars = one_iteration(cfg)
+    for key in ('src.decode.loss_ce', 'mix.decode.loss_ce', 'masked.decode.loss_ce'):
+        assert key in log_vars and torch.isfinite(log_vars[key]), (key, sorted(log_vars))
 
 
 @pytest.mark.parametrize('name', ['synthetic/daformer_dinov2_tiny.py',

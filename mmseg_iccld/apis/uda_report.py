@@ -20,6 +20,9 @@ METHODS = {
     'adverse_daformer': 'configs/synthetic/daformer_adverse_tiny.py',
     'adverse_iccld': 'configs/synthetic/iccld_adverse_tiny.py',
     'adverse_iccld_step1': 'configs/synthetic/iccld_adverse_tiny.py',
+    # a tiny DINOv2-shaped ViT/14 in place of the tiny MiT, trained from scratch
+    'vfm_source_only': 'configs/synthetic/source_only_dinov2_tiny.py',
+    'vfm_daformer': 'configs/synthetic/daformer_dinov2_tiny.py',
 }
 LABELS = {
     'source_only': 'source only',
@@ -35,6 +38,8 @@ LABELS = {
     'adverse_daformer': 'DACS (DAFormer, clear -> adverse)',
     'adverse_iccld': 'ICCLD (clear -> adverse)',
     'adverse_iccld_step1': 'ICCLD, phase 1 only (control, clear -> adverse)',
+    'vfm_source_only': 'source only, tiny ViT/14',
+    'vfm_daformer': 'DACS (DAFormer), tiny ViT/14',
 }
 # methods that diffuse (evaluated at several K and with several draws)
 DIFFUSION_METHODS = ('iccld', 'iccld_hr', 'iccld_hr_mic', 'adverse_iccld')

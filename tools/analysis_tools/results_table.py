@@ -3,7 +3,8 @@
     python tools/analysis_tools/results_table.py [--check]
 
 Reads what the measuring commands wrote, and nothing else:
-- ``docs/results/*.json`` and ``docs/results/ablations/*.json`` written by
+- ``docs/results/*.json``, ``docs/results/ablations/*.json`` and ``docs/results/checks/*.json``
+  (runs that check a path works end to end, not a method's standing) written by
   ``tools/analysis_tools/uda_results.py`` (target mIoU per method, seed);
 - ``benchmarks/results/*.json`` written by ``tools/analysis_tools/benchmark.py`` (iteration time, memory,
   latency, schedule wall-clock) and by ``tools/analysis_tools/profile_step.py`` (profiles of one iteration).
@@ -103,12 +104,13 @@ def profile_lines(report: dict, rel: str) -> list:
 
 
 def build(headline_only: bool = False) -> str:
-    """The tables as markdown: the headline ones, and unless ``headline_only`` the ablations'
-    and the benchmarks'."""
+    """The tables as markdown: the headline ones, and unless ``headline_only`` the ablations',
+    the checks' and the benchmarks'."""
     uda = sorted(glob.glob(osp.join(ROOT, 'docs', 'results', '*.json')))
     bench = []
     if not headline_only:
-        uda += sorted(glob.glob(osp.join(ROOT, 'docs', 'results', 'ablations', '*.json')))
+        for folder in ('ablations', 'checks'):
+            uda += sorted(glob.glob(osp.join(ROOT, 'docs', 'results', folder, '*.json')))
         bench = sorted(glob.glob(osp.join(ROOT, 'benchmarks', 'results', '*.json')))
     lines = uda_tables(uda) + benchmark_tables(bench)
     if not lines:

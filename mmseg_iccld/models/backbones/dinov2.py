@@ -22,6 +22,12 @@ mean colour after normalisation) to the next multiple, so the patches stay align
 top-left corner; each level is then cropped to the cells that overlap the unpadded image
 (``ceil(H * r / 14)`` rows at rescale ``r``) and resized bilinearly to ``ceil(H / s)`` rows
 (columns alike). Every level thus covers the same image area as the MiT level it replaces.
+
+Without the pyramid (``pyramid=False``, VFM-UDA's lightweight head reads the last block alone)
+the taken blocks' token maps are returned as they are, one per ``out_indices`` entry, and the
+input is resized instead of padded, so that the maps cover the image exactly (a head's logits
+are resized back to it): each side becomes ``floor(side * input_scale / 14) * 14``, as VFM-UDA
+feeds its 1024 crops to the ViT at 1120 (``input_scale=1.1``; 1.0 without one).
 """
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -118,9 +124,15 @@ class DINOv2(BaseModule):
         img_size: Input size of the stored position embeddings; 518 matches the pretrained
             files (a file at another grid is resampled at load).
         out_indices: The four blocks (0-based) whose outputs make the levels, in the order of
-            the levels; None spaces them evenly (:func:`evenly_spaced_blocks`).
+            the levels; None spaces them evenly (:func:`evenly_spaced_blocks`). Without the
+            pyramid, any number of blocks; None takes the last.
         norm_outputs: Apply the ViT's final LayerNorm to each taken block output.
         norm_cfg: Normalisation inside ``Feature2Pyramid``'s x4 branch.
+        pyramid: Turn four block outputs into levels at strides 4 to 32 (the heads of
+            DAFormer, HRDA and ICCLD); False returns the blocks' token maps at stride 14.
+        input_scale: Without the pyramid, resize the input by this factor before the ViT
+            (each side rounded down to a multiple of 14; None: 1.0). The pyramid's levels
+            keep the input's scale (it is padded to a multiple of 14), so it takes none.
         vit_cfg: Fields of transformers' ``Dinov2Config`` replacing the arch's (a small model
             for tests: ``dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2)``).
         pretrained: Path of a DINOv2 checkpoint, short for ``init_cfg=dict(type='Pretrained',
@@ -137,6 +149,8 @@ class DINOv2(BaseModule):
                  out_indices: Optional[Sequence[int]] = None,
                  norm_outputs: bool = True,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 pyramid: bool = True,
+                 input_scale: Optional[float] = None,
                  vit_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
@@ -149,17 +163,24 @@ class DINOv2(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.vit = build_dinov2_vit(arch, registers, img_size, **(vit_cfg or {}))
         depth = self.num_layers
-        self.out_indices = tuple(out_indices) if out_indices is not None else \
-            evenly_spaced_blocks(depth)
-        if len(self.out_indices) != 4 or not all(0 <= i < depth for i in self.out_indices):
-            raise ValueError(f'DINOv2 needs four block indices in [0, {depth}), got '
-                             f'{self.out_indices}')
+        if out_indices is None:
+            out_indices = evenly_spaced_blocks(depth) if pyramid else (depth - 1,)
+        self.out_indices = tuple(out_indices)
+        wanted = 4 if pyramid else len(self.out_indices)
+        if len(self.out_indices) != wanted or not self.out_indices or \
+                not all(0 <= i < depth for i in self.out_indices):
+            raise ValueError(f'DINOv2 needs {"four" if pyramid else "some"} block indices in '
+                             f'[0, {depth}), got {self.out_indices}')
+        if input_scale is not None and (pyramid or input_scale <= 0):
+            raise ValueError('DINOv2 input_scale is a positive factor, for pyramid=False only; '
+                             f'got {input_scale} with pyramid={pyramid}')
+        self.input_scale = input_scale
         self.norm_outputs = norm_outputs
         self.embed_dim = self.vit.config.hidden_size
         # class token and registers come before the patch tokens
         self.num_prefix_tokens = 1 + (self.vit.config.num_register_tokens if registers else 0)
         self.pyramid = Feature2Pyramid(self.embed_dim, rescales=list(RESCALES),
-                                       norm_cfg=norm_cfg)
+                                       norm_cfg=norm_cfg) if pyramid else None
 
     @property
     def num_layers(self) -> int:
@@ -202,8 +223,16 @@ class DINOv2(BaseModule):
             x: Images ``(N, 3, H, W)`` of any size.
 
         Returns:
-            Levels ``(N, C, ceil(H / s), ceil(W / s))`` for s = 4, 8, 16, 32.
+            Levels ``(N, C, ceil(H / s), ceil(W / s))`` for s = 4, 8, 16, 32; without the
+            pyramid, the token maps of ``out_indices`` (``(N, C, h, w)``, a cell per 14x14
+            patch of the rescaled input).
         """
+        if self.pyramid is None:
+            scale = 1.0 if self.input_scale is None else self.input_scale
+            size = [max(1, int(side * scale) // PATCH_SIZE) * PATCH_SIZE for side in x.shape[-2:]]
+            if list(x.shape[-2:]) != size:
+                x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+            return tuple(self.block_features(x))
         height, width = x.shape[-2:]
         pad_h = -height % PATCH_SIZE
         pad_w = -width % PATCH_SIZE

@@ -3,3 +3,4 @@ from .inter_coder_head import InterCoderHead  # noqa: F401
 from .daformer_head import DAFormerHead  # noqa: F401
 from .hrda_head import HRDAAttentionHead, HRDAHead  # noqa: F401
 from .iccld_hr_head import ICCLDHRHead  # noqa: F401
+from .vfm_uda_head import VFMUDAHead  # noqa: F401
