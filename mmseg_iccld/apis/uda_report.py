@@ -81,7 +81,7 @@ def to_markdown(report: dict) -> str:
                      "(`tools/make_synthetic_uda.py`, default arguments), target val split; ")
     lines = [
         benchmark +
-        f"{report['iters']} iterations per run, batch 2 + 2, tiny MiT; seeds "
+        f"{report['iters']} iterations per run, the tiny networks of the configs below; seeds "
         f"{', '.join(map(str, seeds))}. Written by `{report['command']}` on {report['date']}."
         + (f" Variant `{report['tag']}`: `--cfg-options {' '.join(report['cfg_options'])}`."
            if report.get('tag') else ''),
