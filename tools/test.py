@@ -173,8 +173,8 @@ def write_tables(metrics: dict, config: str, prefix: str) -> None:
                                                          table_to_csv, table_to_markdown)
     class_names = [k[len(PER_CLASS_PREFIX):] for k in metrics if k.startswith(PER_CLASS_PREFIX)]
     header, values = per_class_table(metrics, class_names)
-    method = osp.join(osp.basename(osp.dirname(osp.abspath(config))),
-                      osp.splitext(osp.basename(config))[0])
+    from mmseg_iccld.apis.test_sets import config_label
+    method = config_label(config)
     markdown = table_to_markdown(method, header, values)
     write_result_text(prefix + '.csv', table_to_csv(method, header, values))
     write_result_text(prefix + '.md', markdown)

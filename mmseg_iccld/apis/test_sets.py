@@ -17,6 +17,12 @@ from .result_files import check_output_folder, write_result_text
 SUMMARY_TABLE = 'test_sets.md'
 
 
+def config_label(config: str) -> str:
+    """``<folder>/<name>`` of a config file, the row label of its tables."""
+    return osp.join(osp.basename(osp.dirname(osp.abspath(config))),
+                    osp.splitext(osp.basename(config))[0])
+
+
 def per_set_args(args, name: str):
     """The command line for one test set: its own output folders and table prefix.
 
@@ -108,9 +114,7 @@ def evaluate_test_sets(cfg, args, test_sets: dict, evaluate: Callable) -> Option
                    mean_mIoU=None if None in values else sum(values) / len(values))
     path = osp.join(cfg.work_dir, 'metrics.json')
     write_result_text(path, json.dumps(summary, indent=2))
-    method = osp.join(osp.basename(osp.dirname(osp.abspath(args.config))),
-                      osp.splitext(osp.basename(args.config))[0])
-    table = summary_markdown(method, miou)
+    table = summary_markdown(config_label(args.config), miou)
     write_result_text(osp.join(cfg.work_dir, SUMMARY_TABLE), table)
     print(table + f'mIoU of {len(results)} test sets written to {path} and '
           f'{osp.join(cfg.work_dir, SUMMARY_TABLE)}')
